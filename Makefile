@@ -1,0 +1,57 @@
+# stock-platform: `make up` runs the whole platform on this machine, `make test` tests it.
+# Each target installs what it needs (a .venv here, Debian packages, jars from Maven Central).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export STOCK_DATA_DIR ?= $(CURDIR)/.stock-data
+export DAGSTER_HOME ?= $(STOCK_DATA_DIR)/dagster
+PYTEST_ARGS ?=
+
+.PHONY: install up down status services services-down test test-unit lint bench chaos clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+services: install
+	$(BIN)/stock-platform services up
+
+services-down: install
+	$(BIN)/stock-platform services down
+
+up: install
+	$(BIN)/stock-platform platform up
+
+down: install
+	$(BIN)/stock-platform platform down
+
+status: install
+	$(BIN)/stock-platform platform status
+
+test: install
+	$(BIN)/stock-platform services up
+	$(BIN)/ruff check stock_platform stock_platform_tests bench
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check stock_platform stock_platform_tests bench
+	$(BIN)/ruff format --check stock_platform stock_platform_tests bench
+
+bench: install
+	$(BIN)/stock-platform services up
+	$(BIN)/python -m bench
+
+chaos: install
+	$(BIN)/stock-platform services up
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+
+clean: down
+	rm -rf $(STOCK_DATA_DIR)

@@ -1,0 +1,43 @@
+"""Packaging for stock-platform: one package, a `dev` extra, one console command."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="stock-platform",
+    version="0.1.0",
+    description="Real-time stock market data platform: Finnhub -> Kafka -> Spark -> PostgreSQL/Redis -> Streamlit, run by Dagster.",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(exclude=["stock_platform_tests", "stock_platform_tests.*"]),
+    include_package_data=True,
+    package_data={"stock_platform": ["runtime/*.xml", "runtime/*.properties"]},
+    install_requires=[
+        # The dagster family must move together: unpinned, pip picks a 2021
+        # dagster-postgres that fails to import.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-graphql==1.13.27",
+        "dagster-postgres==0.29.27",
+        "kafka-python>=2.2,<4",
+        "pyspark==4.1.1",
+        "psycopg2-binary>=2.9",
+        "redis>=5",
+        "streamlit>=1.40",
+        "plotly>=5.18",
+        # PySpark 4.3 warns on pandas 3.
+        "pandas>=2.1,<3",
+        "pyarrow>=15",
+        "requests>=2.31",
+        # A maintained asyncio WebSocket client and server: Finnhub's trade
+        # stream and the fake Finnhub both speak it.
+        "websockets>=13",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "ruff>=0.6",
+            "hypothesis>=6.100",
+        ],
+    },
+    entry_points={"console_scripts": ["stock-platform=stock_platform.cli:main"]},
+)

@@ -1,0 +1,168 @@
+"""Every setting of the platform, read from the environment in one place.
+
+Each field names its environment variable; every one has a default that works
+on one laptop, so `make up` needs no configuration at all. The Finnhub key is
+held in a field excluded from `repr` so it never reaches a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings"]
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM")
+
+
+def _env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from e
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as e:
+        raise ValueError(f"setting {name} must be a number, got {raw!r}") from e
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"setting {name} must be true or false, got {raw!r}")
+
+
+def _env_symbols(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return DEFAULT_SYMBOLS
+    symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
+    if not symbols:
+        raise ValueError(f"setting {name} must list at least one symbol, got {raw!r}")
+    return symbols
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's settings; build with `load_settings()` (reads the environment)."""
+
+    # Market data
+    finnhub_api_key: str = field(default="", repr=False)  # FINNHUB_API_KEY
+    finnhub_rest_url: str = "https://finnhub.io/api/v1"  # FINNHUB_REST_URL
+    finnhub_ws_url: str = "wss://ws.finnhub.io"  # FINNHUB_WS_URL
+    finnhub_feeds: str = "rest,ws"  # FINNHUB_FEEDS: rest, ws or both
+    finnhub_calls_per_minute: int = 60  # FINNHUB_CALLS_PER_MINUTE
+    finnhub_calls_per_second: int = 30  # FINNHUB_CALLS_PER_SECOND
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # STOCK_SYMBOLS (comma separated)
+    poll_interval_seconds: float = 30.0  # STOCK_POLL_INTERVAL_SECONDS
+    source: str = "auto"  # STOCK_SOURCE: auto, simulator, finnhub, replay
+    simulator_quotes_per_second: float = 2.0  # SIMULATOR_QUOTES_PER_SECOND (all symbols)
+    simulator_seed: int = 42  # SIMULATOR_SEED
+    producer_id: str = ""  # PRODUCER_ID (default: host-pid)
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
+    kafka_topic: str = "stock-quotes"  # KAFKA_TOPIC
+    kafka_partitions: int = 3  # KAFKA_PARTITIONS
+    kafka_port: int = 9092  # KAFKA_PORT (the local broker)
+    kafka_controller_port: int = 9093  # KAFKA_CONTROLLER_PORT (the local broker's KRaft quorum)
+    # PostgreSQL
+    postgres_dsn: str = "postgresql://stock@127.0.0.1:5432/stock"  # POSTGRES_DSN
+    postgres_port: int = 5432  # POSTGRES_PORT (the local server)
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"  # REDIS_URL
+    redis_port: int = 6379  # REDIS_PORT (the local server)
+    redis_ttl_seconds: int = 300  # REDIS_TTL_SECONDS (the seed's 5 minutes)
+    redis_key_prefix: str = "stock:"  # REDIS_KEY_PREFIX (lets several platforms or tests share one Redis)
+    # Spark
+    spark_master: str = "local[2]"  # SPARK_MASTER
+    spark_trigger_seconds: float = 5.0  # SPARK_TRIGGER_SECONDS
+    spark_max_offsets_per_trigger: int = 200_000  # SPARK_MAX_OFFSETS_PER_TRIGGER
+    # Local runtime
+    data_dir: Path = Path(".stock-data")  # STOCK_DATA_DIR
+    cache_dir: Path = Path.home() / ".cache" / "stock-platform"  # STOCK_CACHE_DIR
+    dagster_port: int = 3000  # DAGSTER_PORT
+    dashboard_port: int = 8501  # DASHBOARD_PORT
+    dashboard_refresh_seconds: float = 5.0  # DASHBOARD_REFRESH_SECONDS
+
+    @property
+    def use_simulator(self) -> bool:
+        """True when quotes come from the simulated market (no key, or asked for)."""
+        if self.source == "auto":
+            return not self.finnhub_api_key
+        return self.source == "simulator"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the Spark job keeps its Kafka offsets between restarts."""
+        return self.data_dir / "checkpoints"
+
+    def describe(self) -> dict[str, str]:
+        """All settings as strings with the Finnhub key masked, for logs and the CLI."""
+        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out["finnhub_api_key"] = "****" if self.finnhub_api_key else "(unset: simulated market)"
+        return out
+
+
+def load_settings() -> Settings:
+    """Read every setting from the environment, falling back to the defaults."""
+    d = Settings()
+    data_dir = Path(_env_str("STOCK_DATA_DIR", str(d.data_dir))).expanduser().resolve()
+    postgres_port = _env_int("POSTGRES_PORT", d.postgres_port)
+    redis_port = _env_int("REDIS_PORT", d.redis_port)
+    kafka_port = _env_int("KAFKA_PORT", d.kafka_port)
+    source = _env_str("STOCK_SOURCE", d.source).lower()
+    if source not in {"auto", "simulator", "finnhub", "replay"}:
+        raise ValueError(f"setting STOCK_SOURCE must be auto, simulator, finnhub or replay, got {source!r}")
+    return Settings(
+        finnhub_api_key=os.environ.get("FINNHUB_API_KEY", "").strip(),
+        finnhub_rest_url=_env_str("FINNHUB_REST_URL", d.finnhub_rest_url).rstrip("/"),
+        finnhub_ws_url=_env_str("FINNHUB_WS_URL", d.finnhub_ws_url),
+        finnhub_feeds=_env_str("FINNHUB_FEEDS", d.finnhub_feeds).lower(),
+        finnhub_calls_per_minute=_env_int("FINNHUB_CALLS_PER_MINUTE", d.finnhub_calls_per_minute),
+        finnhub_calls_per_second=_env_int("FINNHUB_CALLS_PER_SECOND", d.finnhub_calls_per_second),
+        symbols=_env_symbols("STOCK_SYMBOLS"),
+        poll_interval_seconds=_env_float("STOCK_POLL_INTERVAL_SECONDS", d.poll_interval_seconds),
+        source=source,
+        simulator_quotes_per_second=_env_float("SIMULATOR_QUOTES_PER_SECOND", d.simulator_quotes_per_second),
+        simulator_seed=_env_int("SIMULATOR_SEED", d.simulator_seed),
+        producer_id=_env_str("PRODUCER_ID", f"{os.uname().nodename}-{os.getpid()}"),
+        kafka_bootstrap_servers=_env_str("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{kafka_port}"),
+        kafka_topic=_env_str("KAFKA_TOPIC", d.kafka_topic),
+        kafka_partitions=_env_int("KAFKA_PARTITIONS", d.kafka_partitions),
+        kafka_port=kafka_port,
+        kafka_controller_port=_env_int("KAFKA_CONTROLLER_PORT", kafka_port + 1),
+        postgres_dsn=_env_str("POSTGRES_DSN", f"postgresql://stock@127.0.0.1:{postgres_port}/stock"),
+        postgres_port=postgres_port,
+        redis_url=_env_str("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0"),
+        redis_port=redis_port,
+        redis_ttl_seconds=_env_int("REDIS_TTL_SECONDS", d.redis_ttl_seconds),
+        redis_key_prefix=_env_str("REDIS_KEY_PREFIX", d.redis_key_prefix),
+        spark_master=_env_str("SPARK_MASTER", d.spark_master),
+        spark_trigger_seconds=_env_float("SPARK_TRIGGER_SECONDS", d.spark_trigger_seconds),
+        spark_max_offsets_per_trigger=_env_int("SPARK_MAX_OFFSETS_PER_TRIGGER", d.spark_max_offsets_per_trigger),
+        data_dir=data_dir,
+        cache_dir=Path(_env_str("STOCK_CACHE_DIR", str(d.cache_dir))).expanduser().resolve(),
+        dagster_port=_env_int("DAGSTER_PORT", d.dagster_port),
+        dashboard_port=_env_int("DASHBOARD_PORT", d.dashboard_port),
+        dashboard_refresh_seconds=_env_float("DASHBOARD_REFRESH_SECONDS", d.dashboard_refresh_seconds),
+    )

@@ -1,0 +1,1 @@
+"""The Streamlit market view and its queries."""

@@ -1,0 +1,1 @@
+"""Quotes enter here: Finnhub REST and WebSocket clients, the simulated market, replay, and the Kafka producer."""

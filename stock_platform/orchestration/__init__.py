@@ -1,0 +1,1 @@
+"""Dagster resources, assets, checks, jobs, sensors and schedules that run the platform."""

@@ -1,0 +1,1 @@
+"""Starting, checking and stopping the platform's local services (PostgreSQL, Redis, Kafka)."""

@@ -1,0 +1,1 @@
+"""The Spark Structured Streaming job: Kafka in, PostgreSQL and Redis out."""

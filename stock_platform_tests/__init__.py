@@ -1,0 +1,1 @@
+"""Tests for stock-platform; the tree mirrors the package."""
