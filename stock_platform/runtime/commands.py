@@ -39,8 +39,43 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _platform(args: argparse.Namespace, settings: Settings) -> int:
+    from stock_platform.runtime.apps import apps_down, apps_status, apps_up
+    from stock_platform.runtime.errors import ServiceError
+    from stock_platform.runtime.services import services_down, services_status, services_up
+    from stock_platform.storage.migrations import MigrationError, apply_migrations
+
+    try:
+        if args.action == "up":
+            services_up(settings)
+            apply_migrations(settings.postgres_dsn)
+            urls = apps_up(settings, supervise_with_dagster=not args.direct)
+            print("stock-platform is up:")
+            print(f"  dashboard      {urls['dashboard']}")
+            print(f"  dagster        {urls['dagster-webserver']}")
+            print(f"  logs           {settings.data_dir / 'logs'}")
+            print(f"  market data    {'simulated market (no FINNHUB_API_KEY)' if settings.use_simulator else 'Finnhub'}")
+        elif args.action == "down":
+            stopped = apps_down(settings) + services_down(settings)
+            print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+        else:
+            states = {**apps_status(settings), **services_status(settings)}
+            for name, state in states.items():
+                print(f"{name}: {state}")
+    except (ServiceError, MigrationError) as e:
+        print(f"stock-platform platform {args.action}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `services` command."""
+    """Add the `services` and `platform` commands."""
+    platform = subparsers.add_parser("platform", help="the whole platform: services, Dagster, producer, stream job, dashboard")
+    platform.add_argument("action", choices=("up", "down", "status"))
+    platform.add_argument(
+        "--direct", action="store_true", help="start producer and stream job directly instead of through Dagster's sensors"
+    )
+    platform.set_defaults(handler=_platform)
     parser = subparsers.add_parser("services", help="start, stop or inspect the local PostgreSQL, Redis and Kafka")
     parser.add_argument("action", choices=("up", "down", "status", "env"))
     parser.add_argument("--only", nargs="+", choices=_NAMES, help="act on these services only")

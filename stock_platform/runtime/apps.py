@@ -1,0 +1,176 @@
+"""The platform's own long-running programs: Dagster webserver and daemon, producer, stream job, dashboard.
+
+`stock-platform platform up` starts the local services, applies migrations and
+then these programs, each in its own process group with a pid file and a log
+under the data directory. Every process started here (and everything it starts,
+Dagster run workers and Spark included) carries the environment marker
+`STOCK_PLATFORM_APP=<data dir>`, so `down` can find and stop all of them and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from stock_platform.config import Settings
+from stock_platform.runtime.errors import ServiceError
+from stock_platform.runtime.processes import pid_alive, read_pid, start_detached, stop_pid, wait_until
+from stock_platform.runtime.services import services_env
+
+__all__ = ["App", "apps_down", "apps_status", "apps_up", "platform_apps", "repo_root"]
+
+logger = logging.getLogger(__name__)
+MARKER = "STOCK_PLATFORM_APP"
+
+
+def repo_root() -> Path:
+    """The checkout holding `workspace.yaml`, `dagster.yaml` and `sql/`."""
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class App:
+    """One long-running program: how to start it and how to tell it is up."""
+
+    name: str
+    argv: list[str]
+    health_url: str | None = None
+
+    def pid_file(self, settings: Settings) -> Path:
+        """Where its pid is kept."""
+        return settings.data_dir / "run" / f"{self.name}.pid"
+
+    def log_file(self, settings: Settings) -> Path:
+        """Where its output goes."""
+        return settings.data_dir / "logs" / f"{self.name}.log"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stock_platform.cli", *args]
+
+
+def platform_apps(settings: Settings, supervise_with_dagster: bool) -> list[App]:
+    """The programs `up` starts, in order. With Dagster supervising, its sensors launch producer and stream."""
+    bin_dir = Path(sys.executable).parent
+    workspace = str(repo_root() / "workspace.yaml")
+    apps = [
+        App(
+            "dagster-webserver",
+            [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(settings.dagster_port)],
+            f"http://127.0.0.1:{settings.dagster_port}/server_info",
+        ),
+        App("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
+    ]
+    if not supervise_with_dagster:
+        apps += [App("producer", _cli("produce")), App("stream", _cli("stream"))]
+    apps.append(
+        App(
+            "dashboard",
+            _cli("dashboard", "--port", str(settings.dashboard_port)),
+            f"http://127.0.0.1:{settings.dashboard_port}/_stcore/health",
+        )
+    )
+    return apps
+
+
+def _app_env(settings: Settings) -> dict[str, str]:
+    dagster_home = settings.data_dir / "dagster"
+    env = {**os.environ, **services_env(settings)}
+    env.update(
+        {
+            MARKER: str(settings.data_dir),
+            "DAGSTER_HOME": str(dagster_home),
+            "DAGSTER_POSTGRES_URL": settings.dagster_postgres_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _prepare_dagster_home(settings: Settings) -> None:
+    home = settings.data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    source = repo_root() / "dagster.yaml"
+    if source.exists():
+        shutil.copyfile(source, home / "dagster.yaml")
+
+
+def _healthy(app: App) -> bool:
+    if app.health_url is None:
+        return True
+    return requests.get(app.health_url, timeout=2).status_code == 200
+
+
+def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float = 180) -> dict[str, str]:
+    """Start every app that is not running, wait for each to answer; returns name -> URL or state."""
+    (settings.data_dir / "run").mkdir(parents=True, exist_ok=True)
+    _prepare_dagster_home(settings)
+    env = _app_env(settings)
+    apps = platform_apps(settings, supervise_with_dagster)
+    for app in apps:
+        if pid_alive(read_pid(app.pid_file(settings))):
+            continue
+        start_detached(app.argv, app.log_file(settings), app.pid_file(settings), env=env, cwd=repo_root())
+    out: dict[str, str] = {}
+    for app in apps:
+        pid_file, log_file = app.pid_file(settings), app.log_file(settings)
+        ok = wait_until(lambda a=app, p=pid_file: pid_alive(read_pid(p)) and _healthy(a), timeout_s, interval=1)
+        if not ok:
+            state = "exited" if not pid_alive(read_pid(pid_file)) else "not answering"
+            raise ServiceError(app.name, f"{state} after start", log_file, hint="read the log; `make down` then `make up`")
+        out[app.name] = (app.health_url or "running").replace("/server_info", "").replace("/_stcore/health", "")
+    return out
+
+
+def _marked_pids(settings: Settings) -> list[int]:
+    """Processes carrying our marker for this data dir (run workers and Spark included)."""
+    wanted = f"{MARKER}={settings.data_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def apps_down(settings: Settings) -> list[str]:
+    """Stop every app (reverse order), then any straggler that carries our marker; returns what was stopped."""
+    stopped = []
+    for app in reversed(platform_apps(settings, supervise_with_dagster=False)):
+        if stop_pid(read_pid(app.pid_file(settings)), timeout=30):
+            stopped.append(app.name)
+        app.pid_file(settings).unlink(missing_ok=True)
+    stragglers = _marked_pids(settings)
+    for pid in stragglers:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    if stragglers and not wait_until(lambda: not any(pid_alive(p) for p in stragglers), 20):
+        for pid in stragglers:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    if stragglers:
+        stopped.append(f"{len(stragglers)} run process(es)")
+    return stopped
+
+
+def apps_status(settings: Settings) -> dict[str, str]:
+    """Each app's state."""
+    out = {}
+    for app in platform_apps(settings, supervise_with_dagster=False):
+        alive = pid_alive(read_pid(app.pid_file(settings)))
+        out[app.name] = "running" if alive else "stopped"
+    return out
