@@ -117,6 +117,27 @@ class Settings:
         """Where the Spark job keeps its Kafka offsets between restarts."""
         return self.data_dir / "checkpoints"
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that recreate these settings in a child process (key included)."""
+        env = {
+            "STOCK_DATA_DIR": str(self.data_dir),
+            "STOCK_CACHE_DIR": str(self.cache_dir),
+            "STOCK_SYMBOLS": ",".join(self.symbols),
+            "STOCK_SOURCE": self.source,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "KAFKA_TOPIC": self.kafka_topic,
+            "POSTGRES_DSN": self.postgres_dsn,
+            "REDIS_URL": self.redis_url,
+            "REDIS_KEY_PREFIX": self.redis_key_prefix,
+            "REDIS_TTL_SECONDS": str(self.redis_ttl_seconds),
+            "SPARK_MASTER": self.spark_master,
+            "SPARK_TRIGGER_SECONDS": str(self.spark_trigger_seconds),
+            "SPARK_MAX_OFFSETS_PER_TRIGGER": str(self.spark_max_offsets_per_trigger),
+        }
+        if self.finnhub_api_key:
+            env["FINNHUB_API_KEY"] = self.finnhub_api_key
+        return env
+
     def describe(self) -> dict[str, str]:
         """All settings as strings with the Finnhub key masked, for logs and the CLI."""
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
