@@ -37,6 +37,8 @@ setup(
             "pytest-timeout>=2.3",
             "ruff>=0.6",
             "hypothesis>=6.100",
+            # Drives Debian's headless Chromium in the dashboard browser test (its driver ships in the wheel).
+            "playwright>=1.45",
         ],
     },
     entry_points={"console_scripts": ["stock-platform=stock_platform.cli:main"]},
