@@ -33,6 +33,8 @@ MAX_PRICE = 99_999_999.99
 # 1990-01-01T00:00:00Z: nothing older is a plausible quote for this platform.
 MIN_EVENT_TIME_MS = 631_152_000_000
 MAX_FUTURE_SKEW_MS = 60 * 60 * 1000
+# Whole numbers land in BIGINT columns.
+MAX_BIGINT = 2**63 - 1
 # Finnhub symbols: letters, digits and . - : ^ (BRK.B, ^GSPC); the seed's column is VARCHAR(10).
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-:^]{0,9}$")
 _FIELDS = (
@@ -104,8 +106,8 @@ def _integer(data: dict[str, Any], name: str, *, required: bool) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise QuoteError(f"field {name!r} must be a whole number, got {type(value).__name__}")
-    if value < 0:
-        raise QuoteError(f"field {name!r} must be >= 0, got {value}")
+    if not 0 <= value <= MAX_BIGINT:
+        raise QuoteError(f"field {name!r} must be between 0 and {MAX_BIGINT}, got {value}")
     return value
 
 

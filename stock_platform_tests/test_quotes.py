@@ -54,6 +54,8 @@ def test_optional_fields_may_be_absent_or_null() -> None:
         (json.dumps(_record(source="bloomberg")), "field 'source' must be one of"),
         (json.dumps(_record(seq=True)), "field 'seq' must be a whole number"),
         (json.dumps(_record(extra=1)), "unknown field(s) 'extra'"),
+        (json.dumps(_record(volume=-5)), "field 'volume' must be between 0 and"),
+        (json.dumps(_record(seq=2**64)), "field 'seq' must be between 0 and"),
         (b"{" + b" " * MAX_MESSAGE_BYTES + b"}", "exceeds the 4096-byte limit"),
     ],
 )
