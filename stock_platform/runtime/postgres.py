@@ -8,9 +8,11 @@ server with no password to leak; deployments set POSTGRES_DSN to their own.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
@@ -36,6 +38,24 @@ max_wal_size = 2GB
 """
 
 
+def _others_can_traverse(path: Path) -> bool:
+    """True when every existing ancestor of `path` lets other users through (the `postgres` user must reach it)."""
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def cluster_root(data_dir: Path) -> Path:
+    """Where the cluster lives: under the data dir, unless running as root in a folder `postgres` cannot reach
+    (a checkout under /root, say); then in /var/lib/stock-platform, named after the data dir so each checkout keeps its own."""
+    preferred = data_dir / "postgres"
+    if os.geteuid() != 0 or _others_can_traverse(data_dir):
+        return preferred
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    return Path("/var/lib/stock-platform") / digest / "postgres"
+
+
 def _bin_dir() -> Path | None:
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
     return versions[-1].parent if versions else None
@@ -48,7 +68,7 @@ class PostgresServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.root = settings.data_dir / "postgres"
+        self.root = cluster_root(settings.data_dir)
         self.pgdata = self.root / "data"
         self.socket_dir = self.root / "run"
         self.log_file = self.root / "server.log"
@@ -76,8 +96,9 @@ class PostgresServer:
         return bin_dir
 
     def _init_cluster(self, bin_dir: Path) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if not _others_can_traverse(self.root.parent):
+            self.root.parent.chmod(self.root.parent.stat().st_mode | stat.S_IXOTH)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
