@@ -6,6 +6,7 @@ import dataclasses
 import socket
 
 import pytest
+import redis
 from kafka import KafkaAdminClient
 
 from stock_platform.config import Settings
@@ -54,7 +55,7 @@ def test_stop_touches_only_what_we_started(services: Settings, tmp_path) -> None
     assert RedisServer(services).healthy()
 
 
-def test_separate_redis_starts_and_stops(services: Settings, tmp_path) -> None:
+def test_private_redis_starts_stops_and_keeps_its_data(services: Settings, tmp_path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -62,6 +63,12 @@ def test_separate_redis_starts_and_stops(services: Settings, tmp_path) -> None:
     server.start()
     try:
         assert server.running() and server.healthy()
+        redis.Redis(port=port).set("survives", "yes")
     finally:
         assert server.stop() is True
     assert not server.running()
+    server.start()
+    try:
+        assert redis.Redis(port=port).get("survives") == b"yes"
+    finally:
+        server.stop()
