@@ -104,6 +104,9 @@ class Settings:
     dagster_postgres_url: str = "postgresql://stock@127.0.0.1:5432/dagster"  # DAGSTER_POSTGRES_URL (Dagster's own storage)
     dashboard_port: int = 8501  # DASHBOARD_PORT
     dashboard_refresh_seconds: float = 5.0  # DASHBOARD_REFRESH_SECONDS
+    # Orchestration (Dagster)
+    retention_days: int = 7  # STOCK_RETENTION_DAYS: raw ticks older than this are removed once their daily bars verify
+    dead_letters_warn_per_hour: int = 100  # DEAD_LETTERS_WARN_PER_HOUR: the dead-letter asset check warns above this
 
     @property
     def use_simulator(self) -> bool:
@@ -188,4 +191,6 @@ def load_settings() -> Settings:
         dagster_postgres_url=_env_str("DAGSTER_POSTGRES_URL", f"postgresql://stock@127.0.0.1:{postgres_port}/dagster"),
         dashboard_port=_env_int("DASHBOARD_PORT", d.dashboard_port),
         dashboard_refresh_seconds=_env_float("DASHBOARD_REFRESH_SECONDS", d.dashboard_refresh_seconds),
+        retention_days=_env_int("STOCK_RETENTION_DAYS", d.retention_days),
+        dead_letters_warn_per_hour=_env_int("DEAD_LETTERS_WARN_PER_HOUR", d.dead_letters_warn_per_hour),
     )
