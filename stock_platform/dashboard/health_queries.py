@@ -1,0 +1,128 @@
+"""PostgreSQL reads behind the pipeline-health page: freshness, throughput, offsets, dead letters.
+
+The newest tick per symbol uses a loose index scan (a recursive walk of
+`idx_symbol_time`, one probe per symbol) instead of `GROUP BY symbol`, which
+would read every row of a table with millions of ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from stock_platform.dashboard.cache import ttl_cache
+from stock_platform.dashboard.connections import pg_cursor
+
+__all__ = ["committed_offsets", "dead_letter_summary", "last_event_per_symbol", "parse_offsets", "rows_per_minute"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_SECONDS = 2.0
+
+_LAST_EVENT_SQL = """
+WITH RECURSIVE syms AS (
+    (SELECT symbol FROM stock_prices ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.symbol FROM stock_prices p WHERE p.symbol > syms.symbol ORDER BY p.symbol LIMIT 1)
+    FROM syms WHERE syms.symbol IS NOT NULL
+)
+SELECT l.symbol, l.event_time, l.ingestion_time, l.price::float8,
+       extract(epoch FROM (now() AT TIME ZONE 'UTC') - l.event_time)::float8 AS age_s
+FROM syms
+CROSS JOIN LATERAL (
+    SELECT p.symbol, p.event_time, p.ingestion_time, p.price FROM stock_prices p
+    WHERE p.symbol = syms.symbol ORDER BY p.event_time DESC LIMIT 1
+) AS l
+WHERE syms.symbol IS NOT NULL
+ORDER BY l.symbol
+"""
+
+# Rows the stream job inserted per minute, from its own per-batch log (indexed on committed_at).
+_ROWS_PER_MINUTE_SQL = """
+SELECT date_trunc('minute', committed_at) AS minute, sum(inserted)::bigint AS inserted,
+       sum(duplicates)::bigint AS duplicates, sum(dead_letters)::bigint AS dead_letters
+FROM stream_batches
+WHERE committed_at >= (now() AT TIME ZONE 'UTC') - %(window)s::interval
+GROUP BY 1 ORDER BY 1
+"""
+
+_OFFSETS_SQL = """
+SELECT end_offsets, committed_at, batch_id, query_id FROM stream_batches
+WHERE topic = %(topic)s ORDER BY committed_at DESC LIMIT 1
+"""
+
+_DEAD_COUNT_SQL = """
+SELECT count(*), count(*) FILTER (WHERE received_at >= (now() AT TIME ZONE 'UTC') - interval '1 hour')
+FROM dead_letters
+"""
+
+_DEAD_LATEST_SQL = """
+SELECT received_at, topic, kafka_partition, kafka_offset, message_key, reason
+FROM dead_letters ORDER BY received_at DESC, id DESC LIMIT %(limit)s
+"""
+
+
+@ttl_cache(CACHE_SECONDS)
+def last_event_per_symbol(dsn: str) -> pd.DataFrame:
+    """Each symbol's newest tick time, when it was ingested, its price, and its age in seconds."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(_LAST_EVENT_SQL)
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=["symbol", "event_time", "ingestion_time", "price", "age_s"])
+
+
+@ttl_cache(CACHE_SECONDS)
+def rows_per_minute(dsn: str, minutes: int = 30) -> pd.DataFrame:
+    """Rows inserted, duplicates and dead letters per minute over the last `minutes`, from `stream_batches`."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(_ROWS_PER_MINUTE_SQL, {"window": f"{int(minutes)} minutes"})
+        rows = cur.fetchall()
+    return pd.DataFrame.from_records(rows, columns=["minute", "inserted", "duplicates", "dead_letters"])
+
+
+def parse_offsets(raw: Any, topic: str) -> dict[int, int]:
+    """Partition -> next offset from a `stream_batches.end_offsets` value, tolerating the shapes seen in practice.
+
+    Accepts Spark's `{"topic": {"0": 12}}`, a bare `{"0": 12}`, and a list of
+    `{"partition": 0, "offset": 12}`; anything else yields an empty dict.
+    """
+    if isinstance(raw, dict) and topic in raw:
+        raw = raw[topic]
+    elif isinstance(raw, dict) and len(raw) == 1 and isinstance(next(iter(raw.values())), dict):
+        raw = next(iter(raw.values()))
+    out: dict[int, int] = {}
+    try:
+        if isinstance(raw, dict):
+            for partition, offset in raw.items():
+                out[int(partition)] = int(offset)
+        elif isinstance(raw, list):
+            for item in raw:
+                out[int(item["partition"])] = int(item["offset"])
+    except (TypeError, ValueError, KeyError):
+        return {}
+    return out
+
+
+@ttl_cache(CACHE_SECONDS)
+def committed_offsets(dsn: str, topic: str) -> tuple[dict[int, int], Any]:
+    """The offsets the stream job committed with its newest batch on `topic`, and when (None when none)."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(_OFFSETS_SQL, {"topic": topic})
+        row = cur.fetchone()
+    if row is None:
+        return {}, None
+    return parse_offsets(row[0], topic), row[1]
+
+
+@ttl_cache(CACHE_SECONDS)
+def dead_letter_summary(dsn: str, limit: int = 10) -> tuple[int, int, pd.DataFrame]:
+    """Dead letters in total, in the last hour, and the newest `limit` with their reasons."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(_DEAD_COUNT_SQL)
+        total, last_hour = cur.fetchone()
+        cur.execute(_DEAD_LATEST_SQL, {"limit": limit})
+        rows = cur.fetchall()
+    latest = pd.DataFrame.from_records(rows, columns=["received_at", "topic", "partition", "offset", "key", "reason"])
+    return int(total), int(last_hour), latest

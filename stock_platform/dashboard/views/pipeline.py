@@ -1,0 +1,146 @@
+"""Pipeline health page: producer and stream heartbeats, freshness per symbol, throughput, lag, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from stock_platform.config import Settings
+from stock_platform.dashboard import health_queries
+from stock_platform.dashboard.connections import DataUnavailable
+from stock_platform.dashboard.health import (
+    TICK_AMBER_S,
+    TICK_RED_S,
+    ComponentState,
+    Level,
+    age_level,
+    dagster_runs,
+    heartbeat_state,
+    kafka_lag,
+)
+from stock_platform.dashboard.hot import heartbeats
+from stock_platform.dashboard.views.common import format_age, settings, unavailable_banner
+
+__all__ = ["render"]
+
+logger = logging.getLogger(__name__)
+
+
+def _components(config: Settings) -> None:
+    st.subheader("Producer and stream job")
+    try:
+        beats = heartbeats(config.redis_url, config.redis_key_prefix, ("producer", "stream"))
+    except DataUnavailable as e:
+        unavailable_banner(e)
+        return
+    now_ms = int(time.time() * 1000)
+    columns = st.columns(2)
+    for column, (component, beat) in zip(columns, beats.items(), strict=True):
+        state: ComponentState = heartbeat_state(component, beat, now_ms)
+        with column, st.container(border=True):
+            st.markdown(f"### {state.level.icon} {component}: {state.level.value}")
+            st.caption(state.detail)
+            counters = {k: v for k, v in beat.items() if not k.endswith("_ms")}
+            if counters:
+                st.dataframe(pd.DataFrame([counters]), hide_index=True)
+
+
+def _freshness(config: Settings) -> None:
+    st.subheader("Last event per symbol")
+    last = health_queries.last_event_per_symbol(config.postgres_dsn)
+    if last.empty:
+        st.info("No ticks in PostgreSQL yet: the stream job has not written any rows.")
+        return
+    levels = [age_level(a, TICK_AMBER_S, TICK_RED_S) for a in last["age_s"]]
+    worst = max(levels, key=[Level.GREEN, Level.UNKNOWN, Level.AMBER, Level.RED].index)
+    st.markdown(f"**{worst.icon} data freshness: {worst.value}** (green < {TICK_AMBER_S:g} s, amber < {TICK_RED_S:g} s)")
+    table = pd.DataFrame({
+        "status": [f"{lv.icon} {lv.value}" for lv in levels],
+        "symbol": last["symbol"],
+        "last event (UTC)": last["event_time"],
+        "age": [format_age(a) for a in last["age_s"]],
+        "price": last["price"],
+    })  # fmt: skip
+    st.dataframe(table, hide_index=True)
+
+
+def _throughput(config: Settings) -> None:
+    st.subheader("Rows per minute (last 30 minutes)")
+    per_minute = health_queries.rows_per_minute(config.postgres_dsn, 30)
+    if per_minute.empty:
+        st.info("No stream batches committed in the last 30 minutes.")
+        return
+    fig = go.Figure(go.Bar(x=per_minute["minute"], y=per_minute["inserted"], name="inserted"))
+    fig.add_trace(go.Bar(x=per_minute["minute"], y=per_minute["dead_letters"], name="dead letters"))
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, barmode="stack")
+    st.plotly_chart(fig, key="rows_per_minute")
+
+
+def _lag(config: Settings) -> None:
+    st.subheader("Kafka consumer lag")
+    committed, committed_at = health_queries.committed_offsets(config.postgres_dsn, config.kafka_topic)
+    lag = kafka_lag(config.kafka_bootstrap_servers, config.kafka_topic, committed)
+    total = "unknown" if lag.total is None else f"{lag.total:,} messages"
+    st.markdown(f"**{lag.level.icon} topic `{config.kafka_topic}`: {total}**")
+    if lag.error:
+        st.caption(f"lag unknown: {lag.error}")
+        return
+    rows = [
+        {"partition": p, "end offset": lag.end_offsets[p], "committed": committed.get(p, 0), "lag": n}
+        for p, n in sorted(lag.per_partition.items())
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(f"committed with the batch of {committed_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _dead_letters(config: Settings) -> None:
+    st.subheader("Dead letters")
+    total, last_hour, latest = health_queries.dead_letter_summary(config.postgres_dsn, 10)
+    level = Level.GREEN if last_hour == 0 else Level.AMBER if last_hour < 100 else Level.RED
+    st.markdown(f"**{level.icon} {total:,} in total, {last_hour:,} in the last hour**")
+    if latest.empty:
+        st.caption("No record has broken the message contract.")
+    else:
+        st.dataframe(latest, hide_index=True)
+
+
+def _dagster(config: Settings) -> None:
+    st.subheader("Dagster runs")
+    runs, error = dagster_runs(config.dagster_port)
+    if error:
+        st.caption(error)
+    elif not runs:
+        st.caption("Dagster has no runs yet.")
+    else:
+        st.dataframe(pd.DataFrame(runs), hide_index=True)
+
+
+def _body(config: Settings) -> None:
+    _components(config)
+    try:
+        _freshness(config)
+        left, right = st.columns(2)
+        with left:
+            _throughput(config)
+            _lag(config)
+        with right:
+            _dead_letters(config)
+            _dagster(config)
+    except DataUnavailable as e:
+        unavailable_banner(e)
+
+
+def render() -> None:
+    """Draw the health page; it re-runs alone every DASHBOARD_REFRESH_SECONDS."""
+    config = settings()
+    st.title("Pipeline health")
+
+    @st.fragment(run_every=max(1.0, config.dashboard_refresh_seconds))
+    def body() -> None:
+        _body(config)
+
+    body()

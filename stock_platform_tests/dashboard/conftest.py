@@ -1,0 +1,68 @@
+"""Fixtures for the dashboard tests: the app's environment pointed at this test's database and Redis prefix."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from stock_platform.config import Settings
+from stock_platform.dashboard.cache import clear_caches
+from stock_platform.dashboard.connections import reset_connections
+
+WATCHED = ("AAPL", "MSFT", "NVDA")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (a closed port stands in for a service that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that make `load_settings()` return `settings` (for what the dashboard reads)."""
+    return {
+        "POSTGRES_DSN": settings.postgres_dsn,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC": settings.kafka_topic,
+        "STOCK_SYMBOLS": ",".join(settings.symbols),
+        "DAGSTER_PORT": str(settings.dagster_port),
+        "DASHBOARD_REFRESH_SECONDS": str(settings.dashboard_refresh_seconds),
+    }
+
+
+@pytest.fixture
+def dash_settings(platform_settings: Settings, clean_tables: str) -> Settings:
+    """Settings for one dashboard test: empty tables, a fresh Redis prefix, three watched symbols, no Dagster."""
+    return dataclasses.replace(platform_settings, symbols=WATCHED, dagster_port=free_port(), dashboard_refresh_seconds=5.0)
+
+
+@pytest.fixture
+def run_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]]:
+    """Run one page (`overview`, `symbol`, `compare`, `pipeline`) under AppTest with `settings` in the environment."""
+
+    def run(page: str, settings: Settings, **query: str) -> AppTest:
+        for name, value in settings_env(settings).items():
+            monkeypatch.setenv(name, value)
+        clear_caches()
+        at = AppTest.from_string(
+            f"from stock_platform.dashboard.views import {page}\n{page}.render()\n", default_timeout=60
+        )
+        for name, value in query.items():
+            at.query_params[name] = value
+        return at.run()
+
+    yield run
+    clear_caches()
+    reset_connections()
+
+
+def texts(elements: object) -> str:
+    """All the text of a sequence of AppTest elements (alerts, captions, markdown), joined for `in` checks."""
+    return "\n".join(str(getattr(e, "value", "")) for e in elements)  # type: ignore[attr-defined]
