@@ -30,6 +30,9 @@ setup(
         # A maintained asyncio WebSocket client and server: Finnhub's trade
         # stream and the fake Finnhub both speak it.
         "websockets>=13",
+        # SQLAlchemy 2.1 (under dagster-postgres) maps postgresql:// URLs to psycopg 3; without it
+        # Dagster's PostgreSQL storage (dagster.yaml, DAGSTER_POSTGRES_URL) cannot connect.
+        "psycopg[binary]>=3.2",
     ],
     extras_require={
         "dev": [

@@ -1,0 +1,161 @@
+"""Daily compaction of one UTC day: daily OHLCV bars from the 1-minute candles, then retention of raw ticks.
+
+For day D it (1) rebuilds every symbol's bar from that day's candles and marks
+it verified when the raw ticks, while still present, agree with it (same
+count, lowest and highest price); (2) if D is older than the retention window,
+deletes D's raw ticks of the symbols whose bars are verified, and nothing
+else; (3) runs VACUUM (ANALYZE) so the freed space is reused and the planner
+sees the new row counts. Every step is idempotent: compacting D twice leaves
+the same bars and the same ticks. The Dagster asset `stock_daily_bars` and
+`bench/bench_compaction.py` both call `compact_day`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg2
+
+__all__ = ["CompactionReport", "build_daily_bars", "compact_day", "delete_verified_ticks", "vacuum_tables"]
+
+logger = logging.getLogger(__name__)
+
+# The day's candles aggregated per symbol, beside the day's raw ticks (count, min, max) when any remain.
+_BARS_SQL = """
+CREATE TEMP TABLE _day_bars ON COMMIT DROP AS
+WITH candles AS (
+    SELECT symbol,
+           (array_agg(open ORDER BY minute))[1] AS open,
+           max(high) AS high,
+           min(low) AS low,
+           (array_agg(close ORDER BY minute DESC))[1] AS close,
+           coalesce(sum(volume), 0) AS volume,
+           sum(trade_count) AS trade_count,
+           count(*) AS candle_count
+    FROM stock_candles_1m
+    WHERE minute >= %(start)s AND minute < %(end)s
+    GROUP BY symbol
+), ticks AS (
+    SELECT symbol, count(*) AS n, min(price) AS lo, max(price) AS hi
+    FROM stock_prices
+    WHERE event_time >= %(start)s AND event_time < %(end)s
+    GROUP BY symbol
+)
+SELECT c.*, t.n AS tick_count,
+       (t.n = c.trade_count AND t.lo = c.low AND t.hi = c.high) AS ticks_agree
+FROM candles c LEFT JOIN ticks t USING (symbol)
+"""
+
+# Without raw ticks left to compare (already removed), a bar keeps the verdict it had.
+_UPSERT_SQL = """
+INSERT INTO stock_daily_bars AS b
+    (symbol, day, open, high, low, close, volume, trade_count, candle_count, verified, built_at)
+SELECT symbol, %(day)s, open, high, low, close, volume, trade_count, candle_count,
+       coalesce(ticks_agree, FALSE), now() AT TIME ZONE 'UTC'
+FROM _day_bars
+ON CONFLICT (symbol, day) DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, trade_count = EXCLUDED.trade_count, candle_count = EXCLUDED.candle_count,
+    verified = CASE
+        WHEN (SELECT d.tick_count FROM _day_bars d WHERE d.symbol = EXCLUDED.symbol) IS NULL
+        THEN b.verified AND b.trade_count = EXCLUDED.trade_count AND b.high = EXCLUDED.high AND b.low = EXCLUDED.low
+        ELSE EXCLUDED.verified
+    END,
+    built_at = EXCLUDED.built_at
+"""
+
+_DELETE_SQL = """
+DELETE FROM stock_prices p
+USING stock_daily_bars b
+WHERE b.day = %(day)s AND b.verified
+  AND p.symbol = b.symbol
+  AND p.event_time >= %(start)s AND p.event_time < %(end)s
+"""
+
+
+@dataclass
+class CompactionReport:
+    """What compacting one day did; becomes the materialisation metadata of the partition."""
+
+    day: date
+    bars: int = 0
+    verified: int = 0
+    unverified: int = 0
+    removed_stale_bars: int = 0
+    retention_cutoff: date | None = None
+    ticks_deleted: int = 0
+    ticks_kept_unverified: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _bounds(day: date) -> dict[str, object]:
+    start = datetime(day.year, day.month, day.day)
+    return {"day": day, "start": start, "end": start + timedelta(days=1)}
+
+
+def build_daily_bars(conn: psycopg2.extensions.connection, day: date, report: CompactionReport) -> None:
+    """Rebuild day `day`'s bars from its candles in one transaction, dropping bars whose candles are gone."""
+    params = _bounds(day)
+    with conn, conn.cursor() as cur:
+        cur.execute(_BARS_SQL, params)
+        cur.execute("DELETE FROM stock_daily_bars WHERE day = %(day)s AND symbol NOT IN (SELECT symbol FROM _day_bars)", params)
+        report.removed_stale_bars = cur.rowcount
+        cur.execute(_UPSERT_SQL, params)
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE verified) FROM stock_daily_bars WHERE day = %(day)s", params)
+        report.bars, report.verified = cur.fetchone()
+        report.unverified = report.bars - report.verified
+
+
+def delete_verified_ticks(
+    conn: psycopg2.extensions.connection, day: date, retention_days: int, today: date, report: CompactionReport
+) -> None:
+    """Delete `day`'s raw ticks of verified symbols, only when `day` is older than the retention window."""
+    cutoff = today - timedelta(days=retention_days)
+    report.retention_cutoff = cutoff
+    if day >= cutoff:
+        logger.info("compaction day=%s within retention (cutoff %s): raw ticks kept", day, cutoff)
+        return
+    params = _bounds(day)
+    with conn, conn.cursor() as cur:
+        cur.execute(_DELETE_SQL, params)
+        report.ticks_deleted = cur.rowcount
+        cur.execute("SELECT count(*) FROM stock_prices WHERE event_time >= %(start)s AND event_time < %(end)s", params)
+        report.ticks_kept_unverified = cur.fetchone()[0]
+
+
+def vacuum_tables(conn: psycopg2.extensions.connection) -> None:
+    """VACUUM (ANALYZE) the tick table and the bars: reclaims deleted ticks for reuse, refreshes statistics."""
+    previous = conn.autocommit
+    conn.autocommit = True  # VACUUM cannot run inside a transaction block
+    try:
+        with conn.cursor() as cur:
+            cur.execute("VACUUM (ANALYZE) stock_prices")
+            cur.execute("VACUUM (ANALYZE) stock_daily_bars")
+    finally:
+        conn.autocommit = previous
+
+
+def compact_day(dsn: str, day: date, retention_days: int, today: date | None = None) -> CompactionReport:
+    """Compact one UTC day: bars, then retention of verified raw ticks, then VACUUM (ANALYZE)."""
+    today = today or datetime.now(UTC).date()
+    report = CompactionReport(day=day)
+    conn = psycopg2.connect(dsn)
+    try:
+        for name, step in (
+            ("bars", lambda: build_daily_bars(conn, day, report)),
+            ("delete", lambda: delete_verified_ticks(conn, day, retention_days, today, report)),
+            ("vacuum", lambda: vacuum_tables(conn)),
+        ):
+            started = time.perf_counter()
+            step()
+            report.seconds[name] = round(time.perf_counter() - started, 3)
+    finally:
+        conn.close()
+    logger.info(
+        "compaction day=%s bars=%d verified=%d ticks_deleted=%d seconds=%s",
+        day, report.bars, report.verified, report.ticks_deleted, report.seconds,
+    )  # fmt: skip
+    return report

@@ -1,0 +1,133 @@
+"""Supervisor sensors that keep the producer and the stream job running, and a sensor that records failed runs.
+
+A supervisor looks at two things each tick: the component's active Dagster runs
+(tagged `stock_platform/supervised=<component>`) and its Redis heartbeat. It
+launches a run when none is active, or replaces an active run whose process
+has stopped beating; it never starts a second copy (the tag also has a
+concurrency limit of 1 in dagster.yaml, so a replacement waits in the queue
+until the old run has ended). Every tick's decision is logged with its reason.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+
+from stock_platform.orchestration.resources import PostgresResource, RedisResource
+from stock_platform.orchestration.supervised import SUPERVISED_TAG
+from stock_platform.runtime.processes import pid_alive
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "STARTUP_GRACE_SECONDS",
+    "Decision",
+    "build_supervisor_sensor",
+    "decide",
+    "record_run_failures",
+]
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+# A new run gets this long to load code, start Spark and write its first heartbeat before it is judged stale.
+STARTUP_GRACE_SECONDS = 180.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a supervisor tick does: launch a run or not, stop which stale runs, and why."""
+
+    launch: bool
+    reason: str
+    terminate_run_ids: tuple[str, ...] = ()
+
+
+def _heartbeat_alive(heartbeat: dict[str, str] | None) -> tuple[bool, str]:
+    """A heartbeat hash is alive when it exists (TTL ~120 s) and its pid, on this host, is still running."""
+    if not heartbeat:
+        return False, "heartbeat absent"
+    try:
+        pid = int(heartbeat.get("pid", "0"))
+    except ValueError:
+        pid = 0
+    if pid and not pid_alive(pid):
+        return False, f"heartbeat stale: pid {pid} is gone"
+    return True, f"heartbeat fresh (pid {pid or '?'})"
+
+
+def decide(component: str, active_runs: list[tuple[str, float | None]], heartbeat: dict[str, str] | None, now: float) -> Decision:
+    """The supervisor's rule. `active_runs` lists (run_id, start time or None if not started yet)."""
+    alive, beat = _heartbeat_alive(heartbeat)
+    if not active_runs:
+        if alive:
+            return Decision(
+                False, f"no active {component} run, but a {component} outside Dagster is running ({beat}): not starting a second"
+            )
+        return Decision(True, f"no active {component} run ({beat}): starting one")
+    run_id, started = active_runs[0]
+    if alive:
+        return Decision(False, f"run {run_id[:8]} is active and {beat}")
+    age = None if started is None else now - started
+    if age is None or age < STARTUP_GRACE_SECONDS:
+        waited = "queued/starting" if age is None else f"started {age:.0f} s ago"
+        return Decision(False, f"run {run_id[:8]} {waited}, {beat}: waiting up to {STARTUP_GRACE_SECONDS:.0f} s for it")
+    stale = tuple(r for r, _ in active_runs)
+    return Decision(True, f"run {run_id[:8]} started {age:.0f} s ago but {beat}: cancelling it and starting a replacement", stale)
+
+
+def _active_runs(instance: dg.DagsterInstance, component: str) -> list[tuple[str, float | None]]:
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={SUPERVISED_TAG: component}), order_by="create_timestamp"
+    )
+    return [(r.dagster_run.run_id, r.start_time) for r in records]
+
+
+def build_supervisor_sensor(name: str, job: dg.JobDefinition, component: str, interval_seconds: int = 15) -> dg.SensorDefinition:
+    """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat."""
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Keeps one {job.name} run alive: starts one when none is active or the {component} heartbeat is stale.",
+    )
+    def _supervisor(context: dg.SensorEvaluationContext, redis: RedisResource) -> dg.SensorResult | dg.SkipReason:
+        decision = decide(component, _active_runs(context.instance, component), redis.heartbeat(component), time.time())
+        context.log.info(decision.reason)
+        if not decision.launch:
+            return dg.SkipReason(decision.reason)
+        for run_id in decision.terminate_run_ids:
+            context.log.warning(f"terminating stale run {run_id}")
+            context.instance.run_launcher.terminate(run_id)
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(tags={SUPERVISED_TAG: component, "stock_platform/reason": decision.reason[:200]})]
+        )
+
+    return _supervisor
+
+
+@dg.run_failure_sensor(
+    name="record_run_failures",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records every failed run (job, run id, error) in the run_failures table and the log.",
+)
+def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
+    """Insert one row per failed run into `run_failures` (idempotent on run id)."""
+    run = context.dagster_run
+    message = (context.failure_event.message or "")[:4000]
+    context.log.warning(f"run {run.run_id} of {run.job_name} failed: {message[:300]}")
+    postgres.migrate()
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO run_failures (run_id, job_name, component, error) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (run_id) DO NOTHING",
+            (run.run_id, run.job_name, run.tags.get(SUPERVISED_TAG), message),
+        )
