@@ -1,0 +1,167 @@
+"""The streaming job: Kafka topic -> parse -> PostgreSQL + Redis, until SIGTERM (or the topic is drained).
+
+Run it as `stock-platform stream`, as `python -m stock_platform.streaming.job`
+or with `spark-submit stock_platform/streaming/job.py`; all take the same
+options. It applies pending migrations first, keeps its Kafka offsets in a
+checkpoint under the data directory, and on SIGTERM or Ctrl-C lets the running
+micro-batch finish before stopping, so a stop never wastes work (and a crash
+never loses any: every write is idempotent, see `pg_sink`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stock_platform.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+    from stock_platform.streaming.processor import BatchProcessor
+
+__all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "start_query"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How one run of the job reads the topic."""
+
+    trigger_seconds: float = 5.0
+    starting_offsets: str = "earliest"  # only used when the checkpoint is new
+    available_now: bool = False  # drain what the topic holds now, then exit
+    checkpoint: Path | None = None  # default: settings.checkpoint_dir / topic
+    max_offsets_per_trigger: int | None = None  # default: settings.spark_max_offsets_per_trigger
+    redis: bool = True
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's command-line options (shared by the CLI and the spark-submit entry point)."""
+    parser.add_argument("--trigger-seconds", type=float, default=None, help="micro-batch interval (default SPARK_TRIGGER_SECONDS, 5)")
+    parser.add_argument("--starting-offsets", choices=("earliest", "latest"), default="earliest",
+                        help="where a NEW checkpoint starts reading (default earliest: nothing is skipped)")  # fmt: skip
+    parser.add_argument("--available-now", action="store_true", help="process what the topic holds now, then exit")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default <data dir>/checkpoints/<topic>)")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="back-pressure: records per micro-batch at most")
+    parser.add_argument("--no-redis", action="store_true", help="write PostgreSQL only")
+
+
+def options_from_args(args: argparse.Namespace, settings: Settings) -> StreamOptions:
+    """`StreamOptions` from parsed arguments, falling back to the settings."""
+    return StreamOptions(
+        trigger_seconds=args.trigger_seconds if args.trigger_seconds is not None else settings.spark_trigger_seconds,
+        starting_offsets=args.starting_offsets,
+        available_now=args.available_now,
+        checkpoint=args.checkpoint,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        redis=not args.no_redis,
+    )
+
+
+def checkpoint_for(settings: Settings, options: StreamOptions) -> Path:
+    """The checkpoint directory this run uses (one per topic by default)."""
+    return (options.checkpoint or settings.checkpoint_dir / settings.kafka_topic).resolve()
+
+
+def start_query(spark: SparkSession, settings: Settings, options: StreamOptions, processor: BatchProcessor) -> StreamingQuery:
+    """Start the Kafka -> foreachBatch query with the options' trigger, back-pressure and checkpoint."""
+    max_offsets = options.max_offsets_per_trigger or settings.spark_max_offsets_per_trigger
+    source = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("subscribe", settings.kafka_topic)
+        .option("startingOffsets", options.starting_offsets)
+        .option("maxOffsetsPerTrigger", str(max_offsets))
+        .load()
+    )
+    writer = source.writeStream.queryName(f"stock-stream-{settings.kafka_topic}").foreachBatch(processor)
+    writer = writer.option("checkpointLocation", str(processor.checkpoint))
+    if options.available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{int(options.trigger_seconds * 1000)} milliseconds")
+    return writer.start()
+
+
+def _stop_when_idle(query: StreamingQuery, timeout_s: float = 120.0) -> None:
+    """Stop the query between micro-batches (waits for a running batch to commit)."""
+    deadline = time.monotonic() + timeout_s
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()
+
+
+def run_stream(
+    settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True
+) -> int:
+    """Run the job until SIGTERM/SIGINT, or until the topic is drained with `available_now`; exit code.
+
+    `spark` lets a caller (tests, a notebook) reuse its session; `handle_signals=False`
+    leaves the caller's signal handlers alone.
+    """
+    from stock_platform.storage.migrations import apply_migrations
+    from stock_platform.storage.redis_keys import RedisKeys
+    from stock_platform.streaming.pg_sink import PostgresSink
+    from stock_platform.streaming.processor import BatchProcessor
+    from stock_platform.streaming.progress import ProgressReporter
+    from stock_platform.streaming.redis_sink import RedisSink
+    from stock_platform.streaming.session import build_spark_session
+
+    applied = apply_migrations(settings.postgres_dsn)
+    if applied:
+        logger.info("applied migrations: %s", ", ".join(applied))
+    stop = threading.Event()
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda s, _f: (logger.info("signal %s: stopping after the current batch", s), stop.set()))
+    own_spark = spark is None
+    spark = spark or build_spark_session(settings, app_name="stock-platform-stream")
+    reporter = ProgressReporter()
+    redis_sink = RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
+    processor = BatchProcessor(checkpoint_for(settings, options), PostgresSink(settings.postgres_dsn), redis_sink, reporter)
+    code = 0
+    try:
+        query = start_query(spark, settings, options, processor)
+        reporter.info(f"stream started: topic={settings.kafka_topic} checkpoint={processor.checkpoint} query_id={query.id}")
+        while query.isActive and not stop.is_set():
+            query.awaitTermination(1.0)
+        if query.isActive:
+            _stop_when_idle(query)
+        error = query.exception()
+        if error is not None:
+            logger.error("stream query failed: %s", str(error).splitlines()[0][:500])
+            code = 1
+        reporter.info(f"stream stopped: batches={reporter.totals['batches']} inserted={reporter.totals['inserted']}")
+    finally:
+        processor.pg.close()
+        if redis_sink is not None:
+            redis_sink.close()
+        reporter.close()
+        if own_spark:
+            spark.stop()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python -m stock_platform.streaming.job` and spark-submit."""
+    parser = argparse.ArgumentParser(prog="stock_platform.streaming.job", description="Kafka -> PostgreSQL + Redis stream job.")
+    add_stream_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = load_settings()
+    return run_stream(settings, options_from_args(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
