@@ -126,11 +126,10 @@ def kafka_end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
             bootstrap_servers=bootstrap_servers,
             client_id="stock-platform-dashboard",
             enable_auto_commit=False,
-            api_version_auto_timeout_ms=1500,
+            bootstrap_timeout_ms=2000,
             request_timeout_ms=3000,
             session_timeout_ms=2000,
             heartbeat_interval_ms=500,
-            metadata_max_age_ms=5000,
         )
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -66,3 +66,25 @@ def run_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]
 def texts(elements: object) -> str:
     """All the text of a sequence of AppTest elements (alerts, captions, markdown), joined for `in` checks."""
     return "\n".join(str(getattr(e, "value", "")) for e in elements)  # type: ignore[attr-defined]
+
+
+def _decode(value: object) -> object:
+    # Plotly 6+ sends numeric arrays as base64 typed arrays: {"dtype": "f8", "bdata": "..."}.
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"])).tolist()
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def plotly_figures(at: AppTest) -> list[dict]:
+    """Every Plotly figure the page drew, as JSON with numeric arrays decoded to lists."""
+    import json
+
+    return [_decode(json.loads(chart.proto.spec)) for chart in at.get("plotly_chart")]

@@ -1,0 +1,95 @@
+"""The pipeline-health page: heartbeats, freshness, throughput, Kafka lag, dead letters, services down."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from kafka import KafkaProducer
+
+from stock_platform_tests.dashboard.conftest import free_port, texts
+from stock_platform_tests.dashboard.seed import (
+    insert_ticks,
+    now_utc,
+    seed_dead_letter,
+    seed_heartbeat,
+    seed_stream_batch,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _produce(settings, partition: int, count: int) -> None:  # noqa: ANN001
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    for i in range(count):
+        producer.send(settings.kafka_topic, value=b"{}", key=b"AAPL", partition=partition).get(timeout=10)
+        del i
+    producer.close()
+
+
+def test_empty_pipeline_says_what_is_missing(run_page, dash_settings) -> None:
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    markdown = texts(at.markdown)
+    assert "🔴 producer: red" in markdown and "🔴 stream: red" in markdown
+    assert "no heartbeat in Redis" in texts(at.caption)
+    infos = texts(at.info)
+    assert "No ticks in PostgreSQL yet" in infos
+    assert "No stream batches committed" in infos
+    assert "0 in total, 0 in the last hour" in markdown
+    assert "has not committed a batch" in texts(at.caption)
+    assert "Dagster not reachable" in texts(at.caption)
+
+
+def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_settings) -> None:
+    seed_heartbeat(dash_settings, "producer", age_s=3, published=120, failed=0)
+    seed_heartbeat(dash_settings, "stream", age_s=60, batch_id=7, lag_ms=400)
+    insert_ticks(dash_settings.postgres_dsn, "AAPL", count=5, end=now_utc())
+    insert_ticks(dash_settings.postgres_dsn, "MSFT", count=5, end=now_utc() - timedelta(hours=2))
+    seed_dead_letter(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, "field 'price' must be > 0, got -1.0")
+    seed_dead_letter(dash_settings.postgres_dsn, dash_settings.kafka_topic, 2, "not valid JSON: Expecting value")
+    _produce(dash_settings, partition=0, count=5)
+    seed_stream_batch(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, {dash_settings.kafka_topic: {"0": 2}})
+
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    markdown = texts(at.markdown)
+    assert "🟢 producer: green" in markdown
+    assert "🟠 stream: amber" in markdown
+    assert "🔴 data freshness: red" in markdown  # MSFT is two hours old
+    freshness = at.dataframe[2].value
+    assert list(freshness["symbol"]) == ["AAPL", "MSFT"]
+    assert list(freshness["status"]) == ["🟢 green", "🔴 red"]
+    assert f"topic `{dash_settings.kafka_topic}`: 3 messages" in markdown
+    lag = at.dataframe[3].value
+    assert list(lag["lag"]) == [3, 0, 0]
+    assert "2 in total, 2 in the last hour" in markdown
+    reasons = list(at.dataframe[4].value["reason"])
+    assert reasons[0] == "not valid JSON: Expecting value"
+    assert len(at.get("plotly_chart")) == 1  # rows per minute
+
+
+def test_odd_offsets_shape_and_kafka_down_show_unknown_lag(run_page, dash_settings) -> None:
+    seed_stream_batch(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, {"0": 5, "1": 7})
+    down = dataclasses.replace(dash_settings, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    at = run_page("pipeline", down)
+    assert not at.exception
+    assert ": unknown**" in texts(at.markdown)
+    assert "Kafka unreachable" in texts(at.caption)
+
+
+def test_redis_down_shows_a_banner_and_the_rest(run_page, dash_settings) -> None:
+    insert_ticks(dash_settings.postgres_dsn, "AAPL", count=5, end=now_utc())
+    down = dataclasses.replace(dash_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    at = run_page("pipeline", down)
+    assert not at.exception
+    assert "Redis is unavailable" in texts(at.error)
+    assert list(at.dataframe[0].value["symbol"]) == ["AAPL"]
+
+
+def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:
+    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    at = run_page("pipeline", down)
+    assert not at.exception
+    assert "PostgreSQL is unavailable" in texts(at.error)
