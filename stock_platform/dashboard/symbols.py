@@ -28,7 +28,7 @@ def normalise_symbol(text: str) -> str:
     if not _SYMBOL_RE.match(symbol):
         shown = symbol if len(symbol) <= 20 else symbol[:20] + "…"
         raise SymbolError(
-            f"“{shown}” is not a ticker symbol: use 1-10 letters, digits or . - : ^ (for example AAPL, BRK.B, ^GSPC)."
+            f"“{shown}” is not a ticker symbol: use 1-10 letters, digits or . - : ^ starting with a letter or digit (for example AAPL or BRK.B)."
         )
     return symbol
 

@@ -38,7 +38,7 @@ def unavailable_banner(error: DataUnavailable) -> None:
 def symbol_from_input(label: str, default: str, key: str) -> str | None:
     """A symbol text box (pre-filled from the `?symbol=` query parameter); None, with a warning, if malformed."""
     initial = st.query_params.get("symbol", default)
-    text = st.text_input(label, value=initial, key=key, max_chars=24, help="A ticker such as AAPL, BRK.B or ^GSPC")
+    text = st.text_input(label, value=initial, key=key, max_chars=24, help="A ticker such as AAPL or BRK.B")
     try:
         symbol = normalise_symbol(text)
     except SymbolError as e:

@@ -1,0 +1,138 @@
+"""Unit tests of the dashboard's pure parts: symbol checks, indicators, offsets, lights, the TTL cache."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+import pytest
+
+from stock_platform.dashboard.cache import ttl_cache
+from stock_platform.dashboard.health import HEARTBEAT_AMBER_S, KafkaLag, Level, age_level, heartbeat_state
+from stock_platform.dashboard.health_queries import parse_offsets
+from stock_platform.dashboard.indicators import ema, normalise_to_100, sma, vwap
+from stock_platform.dashboard.symbols import SymbolError, normalise_symbol, parse_symbol_list
+
+
+@pytest.mark.parametrize("text", ["AAPL", " aapl ", "BRK.B", "BINANCE:BT", "X", "1234567890"])
+def test_valid_symbols_are_upper_cased(text: str) -> None:
+    assert normalise_symbol(text) == text.strip().upper()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "A B", "DROP TABLE;", "12345678901", ".AAPL", "^GSPC", "AAPL!", "é", "'; --"])
+def test_malformed_symbols_are_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(SymbolError, match="ticker symbol"):
+        normalise_symbol(text)
+
+
+def test_symbol_list_keeps_order_drops_duplicates_and_reports_errors() -> None:
+    symbols, errors = parse_symbol_list("msft, AAPL,,MSFT; nvda\nbad one")
+    assert symbols == ["MSFT", "AAPL", "NVDA"]
+    assert len(errors) == 1 and "BAD ONE" in errors[0]
+
+
+def test_sma_and_ema() -> None:
+    close = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert sma(close, 3).tolist()[2:] == [2.0, 3.0, 4.0]
+    assert math.isnan(sma(close, 3).iloc[1])
+    # alpha = 2 / (3 + 1) = 0.5: 1, 1.5, 2.25, 3.125, 4.0625
+    assert ema(close, 3).tolist() == pytest.approx([1.0, 1.5, 2.25, 3.125, 4.0625])
+
+
+def test_vwap_weights_typical_price_by_volume_and_is_nan_without_volume() -> None:
+    candles = pd.DataFrame({"high": [11.0, 21.0], "low": [9.0, 19.0], "close": [10.0, 20.0], "volume": [1, 3]})
+    assert vwap(candles).tolist() == pytest.approx([10.0, (10.0 + 60.0) / 4])
+    candles["volume"] = [0, 0]
+    assert vwap(candles).isna().all()
+
+
+def test_normalise_to_100_rebases_on_first_valid_value() -> None:
+    closes = pd.DataFrame({"A": [None, 50.0, 75.0], "B": [200.0, 100.0, 300.0], "C": [None, None, None]})
+    out = normalise_to_100(closes)
+    assert list(out.columns) == ["A", "B"]
+    assert out["A"].tolist()[1:] == [100.0, 150.0]
+    assert out["B"].tolist() == [100.0, 50.0, 150.0]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"t": {"0": 5, "1": 7}}, {0: 5, 1: 7}),
+    ({"other": {"2": 9}}, {2: 9}),
+    ({"0": 5, "1": 7}, {0: 5, 1: 7}),
+    ([{"partition": 1, "offset": 3}], {1: 3}),
+    ("garbage", {}),
+    ({"t": {"0": "x"}}, {}),
+    (None, {}),
+])  # fmt: skip
+def test_parse_offsets_tolerates_shapes(raw: object, expected: dict[int, int]) -> None:
+    assert parse_offsets(raw, "t") == expected
+
+
+@pytest.mark.parametrize(("age", "level"), [(0, Level.GREEN), (29.9, Level.GREEN), (30, Level.AMBER), (119, Level.AMBER),
+                                            (120, Level.RED), (None, Level.UNKNOWN)])  # fmt: skip
+def test_age_level_thresholds(age: float | None, level: Level) -> None:
+    assert age_level(age, 30, 120) == level
+
+
+def test_heartbeat_state_uses_last_work_then_start_time() -> None:
+    now = 1_000_000_000
+    assert heartbeat_state("stream", {}, now).level == Level.RED
+    fresh = heartbeat_state("stream", {"last_batch_ms": str(now - 5000), "started_ms": "0"}, now)
+    assert fresh.level == Level.GREEN and fresh.age_s == 5.0
+    late = heartbeat_state("producer", {"started_ms": str(now - int(HEARTBEAT_AMBER_S * 1000) - 1)}, now)
+    assert late.level == Level.AMBER and "started" in late.detail
+    assert heartbeat_state("producer", {"pid": "1"}, now).level == Level.AMBER
+
+
+def test_kafka_lag_levels() -> None:
+    assert KafkaLag({0: 3, 1: 0}, {0: 10, 1: 4}).level == Level.GREEN
+    assert KafkaLag({0: 5000}, {0: 5000}).total == 5000
+    assert KafkaLag({0: 5000}, {0: 5000}).level == Level.AMBER
+    assert KafkaLag({}, {}, "down").level == Level.UNKNOWN
+
+
+def test_ttl_cache_reuses_results_and_never_caches_errors() -> None:
+    calls: list[int] = []
+
+    @ttl_cache(60)
+    def square(x: int) -> int:
+        calls.append(x)
+        if x < 0:
+            raise ValueError("negative")
+        return x * x
+
+    assert square(3) == 9 and square(3) == 9
+    assert calls == [3]
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            square(-1)
+    assert calls == [3, -1, -1]
+    square.cache_clear()  # type: ignore[attr-defined]
+    square(3)
+    assert calls == [3, -1, -1, 3]
+
+
+def test_ttl_cache_expires() -> None:
+    calls: list[int] = []
+
+    @ttl_cache(0)
+    def ident(x: int) -> int:
+        calls.append(x)
+        return x
+
+    ident(1)
+    ident(1)
+    assert calls == [1, 1]
+
+
+def test_dashboard_command_builds_a_streamlit_command_line() -> None:
+    from stock_platform.dashboard.commands import register, streamlit_argv
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dashboard", "--port", "8600"])
+    assert args.port == 8600 and callable(args.handler)
+    argv = streamlit_argv(8600)
+    assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
+    assert argv[argv.index("--server.port") + 1] == "8600"
+    assert argv[argv.index("--server.headless") + 1] == "true"
