@@ -13,7 +13,14 @@ import os
 import dagster as dg
 
 from stock_platform.config import Settings, load_settings
-from stock_platform.orchestration.assets import dead_letters, stock_candles_1m, stock_prices, stock_quotes_topic
+from stock_platform.orchestration.assets import (
+    dead_letters,
+    observe_topic_job,
+    observe_topic_schedule,
+    stock_candles_1m,
+    stock_prices,
+    stock_quotes_topic,
+)
 from stock_platform.orchestration.checks import all_checks
 from stock_platform.orchestration.daily import compaction_job, compaction_schedule, stock_daily_bars
 from stock_platform.orchestration.resources import (
@@ -65,8 +72,8 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[stock_quotes_topic, stock_prices, dead_letters, stock_candles_1m, stock_daily_bars],
         asset_checks=all_checks(),
-        jobs=[streaming_job, producer_job, compaction_job],
-        schedules=[compaction_schedule],
+        jobs=[streaming_job, producer_job, compaction_job, observe_topic_job],
+        schedules=[compaction_schedule, observe_topic_schedule],
         sensors=[
             build_supervisor_sensor("producer_supervisor", producer_job, "producer"),
             build_supervisor_sensor("streaming_supervisor", streaming_job, "stream"),

@@ -21,6 +21,8 @@ from stock_platform.orchestration.resources import KafkaResource, PostgresResour
 __all__ = [
     "STOCK_QUOTES_KEY",
     "dead_letters",
+    "observe_topic_job",
+    "observe_topic_schedule",
     "stock_candles_1m",
     "stock_prices",
     "stock_quotes_topic",
@@ -150,3 +152,14 @@ def dead_letters(context: dg.AssetExecutionContext, postgres: PostgresResource) 
 def stock_candles_1m(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     """Apply migrations and report row count, newest minute and size of `stock_candles_1m`."""
     return _materialize_table(context, postgres, "stock_candles_1m", "minute")
+
+
+observe_topic_job = dg.define_asset_job(
+    "observe_stock_quotes",
+    selection=[STOCK_QUOTES_KEY],
+    description="Observe the Kafka topic: end offsets and the stream job's lag.",
+)
+# Every 5 minutes: the lag history in the asset's observations is what an operator looks at first.
+observe_topic_schedule = dg.ScheduleDefinition(
+    job=observe_topic_job, cron_schedule="*/5 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING
+)

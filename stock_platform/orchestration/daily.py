@@ -74,7 +74,6 @@ def stock_daily_bars(
 compaction_job = dg.define_asset_job(
     "compaction_job",
     selection=[stock_daily_bars],
-    partitions_def=DAILY_PARTITIONS,
     description="Daily compaction of one day: bars from candles, retention of verified raw ticks, VACUUM (ANALYZE).",
 )
 

@@ -62,7 +62,13 @@ def _heartbeat_alive(heartbeat: dict[str, str] | None) -> tuple[bool, str]:
     return True, f"heartbeat fresh (pid {pid or '?'})"
 
 
-def decide(component: str, active_runs: list[tuple[str, float | None]], heartbeat: dict[str, str] | None, now: float) -> Decision:
+def decide(
+    component: str,
+    active_runs: list[tuple[str, float | None]],
+    heartbeat: dict[str, str] | None,
+    now: float,
+    startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
+) -> Decision:
     """The supervisor's rule. `active_runs` lists (run_id, start time or None if not started yet)."""
     alive, beat = _heartbeat_alive(heartbeat)
     if not active_runs:
@@ -75,9 +81,9 @@ def decide(component: str, active_runs: list[tuple[str, float | None]], heartbea
     if alive:
         return Decision(False, f"run {run_id[:8]} is active and {beat}")
     age = None if started is None else now - started
-    if age is None or age < STARTUP_GRACE_SECONDS:
+    if age is None or age < startup_grace_seconds:
         waited = "queued/starting" if age is None else f"started {age:.0f} s ago"
-        return Decision(False, f"run {run_id[:8]} {waited}, {beat}: waiting up to {STARTUP_GRACE_SECONDS:.0f} s for it")
+        return Decision(False, f"run {run_id[:8]} {waited}, {beat}: waiting up to {startup_grace_seconds:.0f} s for it")
     stale = tuple(r for r, _ in active_runs)
     return Decision(True, f"run {run_id[:8]} started {age:.0f} s ago but {beat}: cancelling it and starting a replacement", stale)
 
@@ -89,7 +95,13 @@ def _active_runs(instance: dg.DagsterInstance, component: str) -> list[tuple[str
     return [(r.dagster_run.run_id, r.start_time) for r in records]
 
 
-def build_supervisor_sensor(name: str, job: dg.JobDefinition, component: str, interval_seconds: int = 15) -> dg.SensorDefinition:
+def build_supervisor_sensor(
+    name: str,
+    job: dg.JobDefinition,
+    component: str,
+    interval_seconds: int = 15,
+    startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
+) -> dg.SensorDefinition:
     """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat."""
 
     @dg.sensor(
@@ -100,13 +112,16 @@ def build_supervisor_sensor(name: str, job: dg.JobDefinition, component: str, in
         description=f"Keeps one {job.name} run alive: starts one when none is active or the {component} heartbeat is stale.",
     )
     def _supervisor(context: dg.SensorEvaluationContext, redis: RedisResource) -> dg.SensorResult | dg.SkipReason:
-        decision = decide(component, _active_runs(context.instance, component), redis.heartbeat(component), time.time())
+        runs = _active_runs(context.instance, component)
+        decision = decide(component, runs, redis.heartbeat(component), time.time(), startup_grace_seconds)
         context.log.info(decision.reason)
         if not decision.launch:
             return dg.SkipReason(decision.reason)
         for run_id in decision.terminate_run_ids:
             context.log.warning(f"terminating stale run {run_id}")
-            context.instance.run_launcher.terminate(run_id)
+            if not context.instance.run_launcher.terminate(run_id):
+                # The worker is gone or unreachable: mark the run failed so the replacement can leave the queue.
+                context.instance.report_run_failed(context.instance.get_run_by_id(run_id))
         return dg.SensorResult(
             run_requests=[dg.RunRequest(tags={SUPERVISED_TAG: component, "stock_platform/reason": decision.reason[:200]})]
         )

@@ -1,0 +1,221 @@
+"""Assets materialised against the real PostgreSQL (and Kafka for the topic): tables, compaction, checks."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import psycopg2
+import pytest
+from kafka import KafkaProducer
+
+from stock_platform.config import Settings
+from stock_platform.orchestration.assets import (
+    dead_letters,
+    observe_topic_job,
+    stock_candles_1m,
+    stock_prices,
+    stock_quotes_topic,
+)
+from stock_platform.orchestration.checks import all_checks
+from stock_platform.orchestration.daily import stock_daily_bars
+from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
+
+pytestmark = pytest.mark.integration
+
+
+def _resources(settings: Settings) -> dict[str, Any]:
+    return {
+        "postgres": PostgresResource(dsn=settings.postgres_dsn),
+        "redis": RedisResource(url=settings.redis_url, key_prefix=settings.redis_key_prefix),
+        "kafka": KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic),
+    }
+
+
+def _exec(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def _insert_day(dsn: str, day: date, symbol: str, prices: list[list[float]], candle_count_off: int = 0) -> None:
+    """Ticks at second 0, 1, 2 ... of consecutive minutes, and the candles the stream would have built from them."""
+    start = datetime(day.year, day.month, day.day, 14, 30)
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        for m, minute_prices in enumerate(prices):
+            minute = start + timedelta(minutes=m)
+            for s, price in enumerate(minute_prices):
+                cur.execute(
+                    "INSERT INTO stock_prices (symbol, price, volume, event_time, source, producer_id, seq)"
+                    " VALUES (%s, %s, 10, %s, 'simulator', 'test', %s)",
+                    (symbol, price, minute + timedelta(seconds=s), m * 100 + s),
+                )
+            cur.execute(
+                "INSERT INTO stock_candles_1m (symbol, minute, open, high, low, close, volume, trade_count,"
+                " first_event_time, last_event_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    symbol, minute, minute_prices[0], max(minute_prices), min(minute_prices), minute_prices[-1],
+                    10 * len(minute_prices), len(minute_prices) + candle_count_off,
+                    minute, minute + timedelta(seconds=len(minute_prices) - 1),
+                ),
+            )  # fmt: skip
+    conn.close()
+
+
+def _checks_for(*assets: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    keys = {a.key for a in assets}
+    return [c for c in all_checks() if {k.asset_key for k in c.check_keys} <= keys]
+
+
+def _ticks(dsn: str, day: date, symbol: str) -> int:
+    start = datetime(day.year, day.month, day.day)
+    return _exec(
+        dsn,
+        "SELECT count(*) FROM stock_prices WHERE symbol = %s AND event_time >= %s AND event_time < %s",
+        (symbol, start, start + timedelta(days=1)),
+    )[0][0]
+
+
+def _bars(dsn: str, day: date) -> list[tuple[Any, ...]]:
+    return _exec(
+        dsn,
+        "SELECT symbol, open, high, low, close, volume, trade_count, candle_count, verified"
+        " FROM stock_daily_bars WHERE day = %s ORDER BY symbol",
+        (day,),
+    )
+
+
+def test_table_assets_apply_migrations_and_report_metadata(platform_settings: Settings, clean_tables: str) -> None:
+    _insert_day(clean_tables, date(2025, 3, 3), "AAPL", [[100.0, 101.0], [102.0]])
+    result = dg.materialize([stock_prices, dead_letters, stock_candles_1m], resources=_resources(platform_settings))
+    assert result.success
+    prices = result.asset_materializations_for_node("stock_prices")[0].metadata
+    assert prices["dagster/row_count"].value == 3
+    assert prices["newest_event_time"].value == "2025-03-03T14:31:00"
+    assert prices["size_bytes"].value > 0
+    candles = result.asset_materializations_for_node("stock_candles_1m")[0].metadata
+    assert candles["dagster/row_count"].value == 2
+    assert result.asset_materializations_for_node("dead_letters")[0].metadata["dagster/row_count"].value == 0
+
+
+def test_compaction_builds_verified_bars_and_removes_only_verified_old_ticks(
+    platform_settings: Settings, clean_tables: str
+) -> None:
+    today = datetime.now(UTC).date()
+    old, recent = today - timedelta(days=10), today - timedelta(days=1)
+    _insert_day(clean_tables, old, "AAA", [[10.0, 12.0, 9.5], [11.0, 11.5], [10.5]])
+    _insert_day(clean_tables, old, "BBB", [[50.0], [51.0, 49.0]])
+    # A candle that missed a tick: its day cannot be verified, so its raw ticks must stay.
+    _insert_day(clean_tables, old, "CCC", [[5.0, 6.0]], candle_count_off=-1)
+    _insert_day(clean_tables, recent, "AAA", [[20.0, 21.0]])
+    resources = _resources(platform_settings)
+
+    result = dg.materialize([stock_daily_bars], partition_key=old.isoformat(), resources=resources)
+    assert result.success
+    first = _bars(clean_tables, old)
+    assert first == [
+        ("AAA", Decimal("10.00"), Decimal("12.00"), Decimal("9.50"), Decimal("10.50"), 60, 6, 3, True),
+        ("BBB", Decimal("50.00"), Decimal("51.00"), Decimal("49.00"), Decimal("49.00"), 30, 3, 2, True),
+        ("CCC", Decimal("5.00"), Decimal("6.00"), Decimal("5.00"), Decimal("6.00"), 20, 1, 1, False),
+    ]
+    assert (_ticks(clean_tables, old, "AAA"), _ticks(clean_tables, old, "BBB"), _ticks(clean_tables, old, "CCC")) == (0, 0, 2)
+    metadata = result.asset_materializations_for_node("stock_daily_bars")[0].metadata
+    assert metadata["raw_ticks_deleted"].value == 9 and metadata["bars_verified"].value == 2
+
+    # Re-running the day gives the same bars (verdicts kept though the ticks are gone) and deletes nothing more.
+    again = dg.materialize([stock_daily_bars], partition_key=old.isoformat(), resources=resources)
+    assert _bars(clean_tables, old) == first
+    assert again.asset_materializations_for_node("stock_daily_bars")[0].metadata["raw_ticks_deleted"].value == 0
+    assert _ticks(clean_tables, old, "CCC") == 2
+
+    # A day inside the retention window gets its bars but keeps every raw tick.
+    dg.materialize([stock_daily_bars], partition_key=recent.isoformat(), resources=resources)
+    assert _bars(clean_tables, recent)[0][-1] is True
+    assert _ticks(clean_tables, recent, "AAA") == 2
+
+
+def test_checks_pass_on_good_data_and_fail_on_broken_invariants(platform_settings: Settings, clean_tables: str) -> None:
+    day = date(2025, 4, 1)
+    _insert_day(clean_tables, day, "AAA", [[10.0, 11.0], [12.0]])
+    resources = _resources(platform_settings)
+
+    def run_checks(*assets: dg.AssetsDefinition) -> dict[str, dg.AssetCheckEvaluation]:
+        tables = dg.materialize([*assets, *_checks_for(*assets)], resources=resources)
+        daily = dg.materialize(
+            [stock_daily_bars, *_checks_for(stock_daily_bars)], partition_key=day.isoformat(), resources=resources
+        )
+        return {e.check_name: e for r in (tables, daily) for e in r.get_asset_check_evaluations()}
+
+    outcomes = run_checks(stock_prices, dead_letters, stock_candles_1m)
+    assert {name: e.passed for name, e in outcomes.items()} == {
+        "stock_prices_unique": True,
+        "stock_prices_fresh": True,
+        "stock_candles_ohlc_valid": True,
+        "daily_bars_ohlc_valid": True,
+        "daily_bars_reconcile_with_candles": True,
+        "dead_letters_per_hour": True,
+    }
+
+    # Break a candle (close above high), so the bar rebuilt from it breaks OHLC too, and add dead letters.
+    _exec(
+        clean_tables,
+        "UPDATE stock_candles_1m SET close = high + 1 WHERE symbol = 'AAA' AND minute = %s",
+        (datetime(2025, 4, 1, 14, 31),),
+    )
+    for n in range(3):
+        _exec(
+            clean_tables,
+            "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason) VALUES ('t', 0, %s, 'bad')",
+            (n,),
+        )
+    outcomes = run_checks(stock_prices, dead_letters, stock_candles_1m)
+    assert outcomes["stock_candles_ohlc_valid"].passed is False
+    assert outcomes["stock_candles_ohlc_valid"].metadata["bad_candles"].value == 1
+    assert outcomes["daily_bars_ohlc_valid"].passed is False
+    assert outcomes["dead_letters_per_hour"].metadata["dead_letters_last_hour"].value == 3
+
+    # A bar edited by hand no longer reconciles with its candles.
+    _exec(clean_tables, "UPDATE stock_daily_bars SET trade_count = trade_count + 5")
+    reconcile = dg.materialize(
+        [stock_daily_bars, *_checks_for(stock_daily_bars)],
+        resources=resources,
+        selection=dg.AssetSelection.checks_for_assets(stock_daily_bars),
+    )
+    evaluation = {e.check_name: e for e in reconcile.get_asset_check_evaluations()}["daily_bars_reconcile_with_candles"]
+    assert evaluation.passed is False and evaluation.metadata["mismatched_bars"].value == 1
+
+
+def test_topic_observation_reports_end_offsets_and_lag(platform_settings: Settings, clean_tables: str) -> None:
+    producer = KafkaProducer(bootstrap_servers=platform_settings.kafka_bootstrap_servers)
+    for n in range(6):
+        producer.send(platform_settings.kafka_topic, key=b"AAPL", value=b'{"n": %d}' % n)
+    producer.flush()
+    producer.close()
+    # The stream has committed the first 2 of them (Spark's offsets JSON: {topic: {partition: next offset}}).
+    partition = _partition_of(platform_settings)
+    _exec(
+        clean_tables,
+        "INSERT INTO stream_batches (query_id, batch_id, topic, start_offsets, end_offsets, rows_in, inserted,"
+        " duplicates, dead_letters) VALUES ('q', 0, %s, '{}', %s, 2, 2, 0, 0)",
+        (platform_settings.kafka_topic, f'{{"{platform_settings.kafka_topic}": {{"{partition}": 2}}}}'),
+    )
+    defs = dg.Definitions(assets=[stock_quotes_topic], jobs=[observe_topic_job], resources=_resources(platform_settings))
+    result = defs.resolve_job_def(observe_topic_job.name).execute_in_process()
+    observations = [
+        e.event_specific_data.asset_observation for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert len(observations) == 1
+    metadata = observations[0].metadata
+    assert metadata["messages_published"].value == 6
+    assert metadata["consumer_lag"].value == 4
+    assert metadata["end_offsets"].value[str(partition)] == 6
+
+
+def _partition_of(settings: Settings) -> int:
+    offsets = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic).end_offsets()
+    return next(p for p, o in offsets.items() if o > 0)

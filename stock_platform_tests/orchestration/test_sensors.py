@@ -1,0 +1,139 @@
+"""The supervisor sensors, evaluated with `build_sensor_context` against a real Dagster instance and real Redis.
+
+Cases: a run is active and the heartbeat is fresh (skip), the heartbeat is stale
+(replace the run), nothing is running (launch), and a process outside Dagster
+still beats (skip: never two at once).
+"""
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+import redis
+
+from stock_platform.config import Settings
+from stock_platform.orchestration.resources import RedisResource
+from stock_platform.orchestration.sensors import STARTUP_GRACE_SECONDS, build_supervisor_sensor, decide
+from stock_platform.orchestration.supervised import SUPERVISED_TAG, streaming_job
+from stock_platform.storage.redis_keys import RedisKeys
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --- the rule itself (no services) ---
+
+
+def test_decide_launches_when_nothing_runs() -> None:
+    decision = decide("stream", [], None, now=1000.0)
+    assert decision.launch and "no active stream run" in decision.reason and "heartbeat absent" in decision.reason
+
+
+def test_decide_skips_when_run_active_and_heartbeat_fresh() -> None:
+    decision = decide("stream", [("abcdef123456", 900.0)], {"pid": str(__import__("os").getpid())}, now=1000.0)
+    assert not decision.launch and "heartbeat fresh" in decision.reason
+
+
+def test_decide_waits_for_a_starting_run() -> None:
+    decision = decide("stream", [("abcdef123456", 990.0)], None, now=1000.0)
+    assert not decision.launch and "waiting" in decision.reason
+    assert not decide("stream", [("abcdef123456", None)], None, now=1000.0).launch
+
+
+def test_decide_replaces_a_stale_run() -> None:
+    started = 1000.0 - STARTUP_GRACE_SECONDS - 1
+    decision = decide("stream", [("abcdef123456", started)], {"pid": str(_dead_pid())}, now=1000.0)
+    assert decision.launch and decision.terminate_run_ids == ("abcdef123456",) and "is gone" in decision.reason
+
+
+def test_decide_never_starts_a_second_copy() -> None:
+    decision = decide("producer", [], {"pid": str(__import__("os").getpid())}, now=1000.0)
+    assert not decision.launch and "outside Dagster" in decision.reason
+
+
+def test_decide_launches_when_the_heartbeat_outlives_a_killed_process() -> None:
+    decision = decide("stream", [], {"pid": str(_dead_pid())}, now=1000.0)
+    assert decision.launch and "is gone" in decision.reason
+
+
+# --- the sensor, evaluated against a real instance and the real Redis ---
+
+
+@pytest.fixture
+def redis_resource(platform_settings: Settings) -> Iterator[RedisResource]:
+    resource = RedisResource(url=platform_settings.redis_url, key_prefix=platform_settings.redis_key_prefix)
+    yield resource
+    client = redis.Redis.from_url(platform_settings.redis_url)
+    client.delete(RedisKeys(platform_settings.redis_key_prefix).heartbeat("stream"))
+    client.close()
+
+
+def _beat(resource: RedisResource, pid: int) -> None:
+    client = redis.Redis.from_url(resource.url)
+    key = resource.key_layout().heartbeat("stream")
+    client.hset(key, mapping={"pid": pid, "started_ms": int(time.time() * 1000), "batch_id": 3})
+    client.expire(key, 120)
+    client.close()
+
+
+def _started_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    run = instance.create_run_for_job(streaming_job, tags={SUPERVISED_TAG: "stream"})
+    instance.handle_run_event(
+        run.run_id,
+        dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=streaming_job.name),
+    )
+    return instance.get_run_by_id(run.run_id)
+
+
+def _evaluate(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resource: RedisResource) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, resources={"redis": resource})
+    return sensor.evaluate_tick(context)
+
+
+@pytest.mark.integration
+def test_sensor_absent_launches_one_tagged_run(redis_resource: RedisResource) -> None:
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+    with dg.instance_for_test() as instance:
+        result = _evaluate(sensor, instance, redis_resource)
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.tags[SUPERVISED_TAG] == "stream"
+    assert "no active stream run" in request.tags["stock_platform/reason"]
+
+
+@pytest.mark.integration
+def test_sensor_running_skips_with_reason(redis_resource: RedisResource) -> None:
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+    _beat(redis_resource, __import__("os").getpid())
+    with dg.instance_for_test() as instance:
+        _started_run(instance)
+        result = _evaluate(sensor, instance, redis_resource)
+    assert not result.run_requests
+    assert "is active and heartbeat fresh" in (result.skip_message or "")
+
+
+@pytest.mark.integration
+def test_sensor_stale_heartbeat_replaces_the_run(redis_resource: RedisResource) -> None:
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream", startup_grace_seconds=0)
+    _beat(redis_resource, _dead_pid())
+    with dg.instance_for_test() as instance:
+        stale = _started_run(instance)
+        result = _evaluate(sensor, instance, redis_resource)
+        assert len(result.run_requests) == 1 and "is gone" in result.run_requests[0].tags["stock_platform/reason"]
+        # The stale run no longer counts as active, so the replacement is not held behind it.
+        assert instance.get_run_by_id(stale.run_id).status not in {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING}
+
+
+@pytest.mark.integration
+def test_sensor_starting_run_is_given_time(redis_resource: RedisResource) -> None:
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+    with dg.instance_for_test() as instance:
+        _started_run(instance)
+        result = _evaluate(sensor, instance, redis_resource)
+    assert not result.run_requests and "waiting up to" in (result.skip_message or "")
