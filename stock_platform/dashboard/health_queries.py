@@ -59,7 +59,7 @@ FROM dead_letters
 """
 
 _DEAD_LATEST_SQL = """
-SELECT received_at, topic, kafka_partition, kafka_offset, message_key, reason
+SELECT received_at, reason, kafka_partition, kafka_offset, message_key, topic
 FROM dead_letters ORDER BY received_at DESC, id DESC LIMIT %(limit)s
 """
 
@@ -124,5 +124,5 @@ def dead_letter_summary(dsn: str, limit: int = 10) -> tuple[int, int, pd.DataFra
         total, last_hour = cur.fetchone()
         cur.execute(_DEAD_LATEST_SQL, {"limit": limit})
         rows = cur.fetchall()
-    latest = pd.DataFrame.from_records(rows, columns=["received_at", "topic", "partition", "offset", "key", "reason"])
+    latest = pd.DataFrame.from_records(rows, columns=["received_at", "reason", "partition", "offset", "key", "topic"])
     return int(total), int(last_hour), latest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -40,14 +41,18 @@ def now_utc() -> datetime:
 
 def insert_ticks(
     dsn: str, symbol: str, count: int, end: datetime, step_s: float = 10.0, start_price: float = 100.0,
-    drift: float = 0.05, prev_close: float | None = 99.0, volume: int | None = 100,
+    drift: float = 0.05, prev_close: float | None = 99.0, volume: int | None = 100, noise: float = 0.0,
 ) -> list[tuple[datetime, float]]:  # fmt: skip
-    """`count` ticks of `symbol`, `step_s` apart, ending at `end`, price rising by `drift` each; returns (time, price)."""
+    """`count` ticks of `symbol`, `step_s` apart, ending at `end`, price rising by `drift` each; returns (time, price).
+
+    `noise` adds a deterministic wobble of that amplitude (for charts that look like a market in screenshots).
+    """
     rows = []
     points = []
     for i in range(count):
         t = end - timedelta(seconds=step_s * (count - 1 - i))
-        price = round(start_price + drift * i, 2)
+        wobble = noise * (math.sin(i / 9.0) + 0.5 * math.sin(i / 2.3) + 0.3 * math.sin(i * 1.7)) if noise else 0.0
+        price = round(start_price + drift * i + wobble, 2)
         points.append((t, price))
         rows.append((symbol, price, volume, price + 1, price - 1, start_price, t, prev_close, "simulator", "test", i))
     conn = psycopg2.connect(dsn)

@@ -1,0 +1,102 @@
+"""`streamlit run` for real, each page opened in Debian's headless Chromium (driven by Playwright).
+
+Waits for every page's Plotly charts to draw, checks Streamlit shows no
+exception box, and saves one PNG per page under `.test-artifacts/dashboard/`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from stock_platform.config import Settings
+from stock_platform.dashboard.commands import streamlit_argv
+from stock_platform.runtime.processes import start_detached, stop_pid, wait_until
+from stock_platform.runtime.system_packages import ensure_commands
+from stock_platform_tests.dashboard.conftest import WATCHED, free_port, settings_env
+from stock_platform_tests.dashboard.seed import (
+    build_candles,
+    insert_ticks,
+    now_utc,
+    seed_dead_letter,
+    seed_heartbeat,
+    seed_hot_quote,
+    seed_stream_batch,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "dashboard"
+CHROMIUM = "/usr/bin/chromium"
+# Headless Debian has no colour emoji font; the pages use emoji for the traffic lights and page icons.
+EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+# (name, path, Plotly charts the page must draw, its heading)
+PAGES = [
+    ("overview", "", len(WATCHED), "Market overview"),  # the default page lives at /
+    ("symbol", "symbol?symbol=AAPL", 1, "Symbol view"),
+    ("compare", "compare", 1, "Compare"),
+    ("health", "health", 1, "Pipeline health"),
+]
+
+
+def _seed(settings: Settings) -> None:
+    end = now_utc()
+    for i, symbol in enumerate(WATCHED):
+        insert_ticks(
+            settings.postgres_dsn, symbol, count=1080, end=end, step_s=20, start_price=100.0 + 50 * i, drift=0.004 * (i - 1), noise=1.5
+        )
+        build_candles(settings.postgres_dsn, symbol)
+        seed_hot_quote(settings, symbol, price=100.0 + 50 * i, prev_close=99.0 + 50 * i)
+    seed_heartbeat(settings, "producer", age_s=2, published=360, failed=0)
+    seed_heartbeat(settings, "stream", age_s=4, batch_id=12)
+    seed_stream_batch(settings.postgres_dsn, settings.kafka_topic, 12, {settings.kafka_topic: {"0": 0, "1": 0, "2": 0}}, 1080)
+    seed_dead_letter(settings.postgres_dsn, settings.kafka_topic, 7, "not valid JSON: Expecting value: line 1 column 1")
+
+
+@pytest.fixture
+def dashboard_url(dash_settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """A seeded platform and `streamlit run` serving the dashboard on a free port; stopped afterwards."""
+    _seed(dash_settings)
+    port = free_port()
+    env = {**os.environ, **settings_env(dash_settings), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env["DASHBOARD_REFRESH_SECONDS"] = "600"  # no self-refresh in the middle of a screenshot
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pid = start_detached(streamlit_argv(port), ARTIFACTS / "streamlit.log", tmp_path / "streamlit.pid", env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_until(lambda: requests.get(f"{url}/_stcore/health", timeout=1).ok, 60), "streamlit did not start"
+        yield url
+    finally:
+        stop_pid(pid, timeout=10)
+
+
+def test_every_page_renders_in_chromium(dashboard_url: str) -> None:
+    ensure_commands([(CHROMIUM, "chromium"), (EMOJI_FONT, "fonts-noto-color-emoji")])
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            for name, path, charts, heading in PAGES:
+                page.goto(f"{dashboard_url}/{path}", wait_until="domcontentloaded")
+                page.get_by_role("heading", name=heading).first.wait_for(timeout=30_000)
+                drawn = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg')
+                drawn.nth(charts - 1).wait_for(timeout=30_000)
+                # The run is over when Streamlit's "running" widget is gone; then let the last traces paint.
+                page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+                page.wait_for_timeout(800)
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+                assert page.locator('[data-testid="stException"]').count() == 0, f"{name}: Streamlit shows an exception"
+                assert page.locator('[data-testid="stPlotlyChart"]').count() >= charts
+                assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+        finally:
+            browser.close()
