@@ -27,6 +27,6 @@ RUN pip install -e .
 COPY dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 COPY . .
 
-USER stock
+USER 10001:10001
 EXPOSE 3000
 CMD ["dagster-webserver", "-w", "workspace.yaml", "-h", "0.0.0.0", "-p", "3000"]

@@ -17,7 +17,7 @@ COPY stock_platform/__init__.py stock_platform/
 RUN pip install -e .
 COPY . .
 
-USER stock
+USER 10001:10001
 EXPOSE 8501
 # Every interface of the container: Docker decides what the host publishes.
 CMD ["stock-platform", "dashboard", "--port", "8501", "--address", "0.0.0.0"]

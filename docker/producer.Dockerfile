@@ -21,5 +21,5 @@ COPY stock_platform/__init__.py stock_platform/
 RUN pip install -e .
 COPY . .
 
-USER stock
+USER 10001:10001
 CMD ["stock-platform", "produce"]

@@ -38,5 +38,5 @@ print(*spark_kafka_jars(Path('$STOCK_CACHE_DIR')), sep='\n')" \
 
 COPY . .
 
-USER stock
+USER 10001:10001
 CMD ["stock-platform", "stream"]
