@@ -27,10 +27,14 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
     from stock_platform.streaming.processor import BatchProcessor
+    from stock_platform.streaming.progress import ProgressReporter
 
 __all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "start_query"]
 
 logger = logging.getLogger(__name__)
+
+# How many times one run restarts its query after Spark's known post-replay failure.
+_RESTARTS = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,30 @@ def start_query(spark: SparkSession, settings: Settings, options: StreamOptions,
     return writer.start()
 
 
+def _is_spark_55271(error: BaseException) -> bool:
+    text = str(error)
+    return "IterableOps.map" in text and 'Option.get()" is null' in text
+
+
+def _run_query(
+    spark: SparkSession, settings: Settings, options: StreamOptions, processor: BatchProcessor,
+    reporter: ProgressReporter, stop: threading.Event,
+) -> BaseException | None:  # fmt: skip
+    """Run one streaming query until it ends, fails or `stop` is set; its error, if any."""
+    from pyspark.errors import StreamingQueryException
+
+    query = start_query(spark, settings, options, processor)
+    reporter.info(f"stream started: topic={settings.kafka_topic} checkpoint={processor.checkpoint} query_id={query.id}")
+    try:
+        while query.isActive and not stop.is_set():
+            query.awaitTermination(1.0)
+    except StreamingQueryException as e:
+        return e
+    if query.isActive:
+        _stop_when_idle(query)
+    return query.exception()
+
+
 def _stop_when_idle(query: StreamingQuery, timeout_s: float = 120.0) -> None:
     """Stop the query between micro-batches (waits for a running batch to commit)."""
     deadline = time.monotonic() + timeout_s
@@ -131,16 +159,18 @@ def run_stream(
     processor = BatchProcessor(checkpoint_for(settings, options), PostgresSink(settings.postgres_dsn), redis_sink, reporter)
     code = 0
     try:
-        query = start_query(spark, settings, options, processor)
-        reporter.info(f"stream started: topic={settings.kafka_topic} checkpoint={processor.checkpoint} query_id={query.id}")
-        while query.isActive and not stop.is_set():
-            query.awaitTermination(1.0)
-        if query.isActive:
-            _stop_when_idle(query)
-        error = query.exception()
-        if error is not None:
+        for attempt in range(1, _RESTARTS + 2):
+            error = _run_query(spark, settings, options, processor, reporter, stop)
+            if error is None:
+                break
+            if _is_spark_55271(error) and attempt <= _RESTARTS and not stop.is_set():
+                # Spark 4.1 fails *after* committing a batch it re-ran from the checkpoint
+                # (SPARK-55271/SPARK-57438); starting again from the same checkpoint is clean.
+                logger.warning("Spark failed after replaying an uncommitted batch (SPARK-55271); restarting the query")
+                continue
             logger.error("stream query failed: %s", str(error).splitlines()[0][:500])
             code = 1
+            break
         reporter.info(f"stream stopped: batches={reporter.totals['batches']} inserted={reporter.totals['inserted']}")
     finally:
         processor.pg.close()

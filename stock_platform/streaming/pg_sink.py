@@ -142,6 +142,13 @@ def _dead_letter_rows(dead: Sequence[DeadLetter]) -> list[tuple]:
     return rows
 
 
+def _offset_maps(batch: ParsedBatch) -> tuple[dict, dict]:
+    """The batch's first and next offsets as `{topic: {"partition": offset}}` (the JSONB columns' shape)."""
+    start = {t: {str(p): span[0] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
+    end = {t: {str(p): span[1] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
+    return start, end
+
+
 class PostgresSink:
     """Writes micro-batches to PostgreSQL idempotently; keeps one connection for the job's life."""
 
@@ -167,8 +174,7 @@ class PostgresSink:
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM stream_batches WHERE query_id = %s AND batch_id = %s", (query_id, batch_id))
-                if cur.fetchone() is not None:
+                if self._already_committed(cur, batch, query_id, batch_id):
                     logger.info("batch %s of query %s was already committed; skipping its PostgreSQL writes", batch_id, query_id)
                     return SinkResult(0, len(batch.quotes) + batch.duplicates_in_batch, len(batch.dead_letters), 0, True)
                 inserted, candles = self._write_quotes(cur, batch.quotes)
@@ -180,6 +186,23 @@ class PostgresSink:
             self.close()
             raise
         return SinkResult(inserted, duplicates, len(batch.dead_letters), candles, False)
+
+    @staticmethod
+    def _already_committed(cur: psycopg2.extensions.cursor, batch: ParsedBatch, query_id: str, batch_id: int) -> bool:
+        """True when this very batch (same query, id and offsets) is recorded: Spark re-ran it after a crash.
+
+        Offsets are compared too, so a tampered checkpoint that re-plans a batch
+        id over other offsets still goes through the (idempotent) writes.
+        """
+        cur.execute("SELECT start_offsets, end_offsets FROM stream_batches WHERE query_id = %s AND batch_id = %s", (query_id, batch_id))
+        row = cur.fetchone()
+        if row is None:
+            return False
+        start, end = _offset_maps(batch)
+        if (row[0], row[1]) == (start, end):
+            return True
+        logger.warning("batch %s of query %s was recorded with other offsets; writing it again idempotently", batch_id, query_id)
+        return False
 
     @staticmethod
     def _write_quotes(cur: psycopg2.extensions.cursor, quotes: Sequence[Quote]) -> tuple[int, int]:
@@ -197,8 +220,7 @@ class PostgresSink:
         inserted: int, duplicates: int, duration_ms: int | None,
     ) -> None:  # fmt: skip
         topics = sorted(batch.offsets) or [""]
-        start = {t: {str(p): span[0] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
-        end = {t: {str(p): span[1] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
+        start, end = _offset_maps(batch)
         cur.execute(
             _BATCH_ROW,
             (query_id, batch_id, ",".join(topics), json.dumps(start), json.dumps(end), batch.rows_in, inserted,
