@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import dagster as dg
 
 from stock_platform.orchestration.resources import PostgresResource, RedisResource
-from stock_platform.orchestration.supervised import SUPERVISED_TAG
+from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG
 from stock_platform.runtime.processes import pid_alive
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "HEARTBEAT_STALE_SECONDS",
+    "ActiveRun",
     "STARTUP_GRACE_SECONDS",
     "Decision",
     "build_supervisor_sensor",
@@ -38,6 +40,8 @@ ACTIVE_STATUSES = [
 ]
 # A new run gets this long to load code, start Spark and write its first heartbeat before it is judged stale.
 STARTUP_GRACE_SECONDS = 180.0
+# A heartbeat that carries `updated_ms` (the producer refreshes it every 5 s) is stale after this long.
+HEARTBEAT_STALE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,50 +53,71 @@ class Decision:
     terminate_run_ids: tuple[str, ...] = ()
 
 
-def _heartbeat_alive(heartbeat: dict[str, str] | None) -> tuple[bool, str]:
-    """A heartbeat hash is alive when it exists (TTL ~120 s) and its pid, on this host, is still running."""
+@dataclass(frozen=True)
+class ActiveRun:
+    """An active run of a supervised job: when it started (None while queued/starting) and its process id, once known."""
+
+    run_id: str
+    started: float | None = None
+    pid: int | None = None
+
+
+def _heartbeat_alive(heartbeat: dict[str, str] | None, now: float) -> tuple[bool, str]:
+    """A heartbeat is alive when it exists (TTL ~120 s), its pid on this host runs, and any `updated_ms` is recent."""
     if not heartbeat:
         return False, "heartbeat absent"
     try:
         pid = int(heartbeat.get("pid", "0"))
+        updated_ms = int(heartbeat.get("updated_ms", "0"))
     except ValueError:
-        pid = 0
+        pid, updated_ms = 0, 0
     if pid and not pid_alive(pid):
         return False, f"heartbeat stale: pid {pid} is gone"
+    if updated_ms and now - updated_ms / 1000 > HEARTBEAT_STALE_SECONDS:
+        return False, f"heartbeat stale: last beat {now - updated_ms / 1000:.0f} s ago (pid {pid})"
     return True, f"heartbeat fresh (pid {pid or '?'})"
 
 
 def decide(
     component: str,
-    active_runs: list[tuple[str, float | None]],
+    active_runs: list[ActiveRun],
     heartbeat: dict[str, str] | None,
     now: float,
     startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
 ) -> Decision:
-    """The supervisor's rule. `active_runs` lists (run_id, start time or None if not started yet)."""
-    alive, beat = _heartbeat_alive(heartbeat)
+    """The supervisor's rule: launch when nothing runs, replace a run whose process is gone or stopped beating."""
+    alive, beat = _heartbeat_alive(heartbeat, now)
     if not active_runs:
         if alive:
             return Decision(
                 False, f"no active {component} run, but a {component} outside Dagster is running ({beat}): not starting a second"
             )
         return Decision(True, f"no active {component} run ({beat}): starting one")
-    run_id, started = active_runs[0]
+    run = active_runs[0]
     if alive:
-        return Decision(False, f"run {run_id[:8]} is active and {beat}")
-    age = None if started is None else now - started
+        return Decision(False, f"run {run.run_id[:8]} is active and {beat}")
+    age = None if run.started is None else now - run.started
     if age is None or age < startup_grace_seconds:
         waited = "queued/starting" if age is None else f"started {age:.0f} s ago"
-        return Decision(False, f"run {run_id[:8]} {waited}, {beat}: waiting up to {startup_grace_seconds:.0f} s for it")
-    stale = tuple(r for r, _ in active_runs)
-    return Decision(True, f"run {run_id[:8]} started {age:.0f} s ago but {beat}: cancelling it and starting a replacement", stale)
+        return Decision(False, f"run {run.run_id[:8]} {waited}, {beat}: waiting up to {startup_grace_seconds:.0f} s for it")
+    if heartbeat is None and run.pid and pid_alive(run.pid):
+        # The stream beats once per batch: a quiet topic means no batches, not a dead job.
+        return Decision(False, f"run {run.run_id[:8]} is active, {beat} but its pid {run.pid} is alive (idle: no batches)")
+    stale = tuple(r.run_id for r in active_runs)
+    return Decision(
+        True, f"run {run.run_id[:8]} started {age:.0f} s ago but {beat}: cancelling it and starting a replacement", stale
+    )
 
 
-def _active_runs(instance: dg.DagsterInstance, component: str) -> list[tuple[str, float | None]]:
+def _active_runs(instance: dg.DagsterInstance, component: str) -> list[ActiveRun]:
     records = instance.get_run_records(
         dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={SUPERVISED_TAG: component}), order_by="create_timestamp"
     )
-    return [(r.dagster_run.run_id, r.start_time) for r in records]
+    out = []
+    for record in records:
+        pid = record.dagster_run.tags.get(PID_TAG, "")
+        out.append(ActiveRun(record.dagster_run.run_id, record.start_time, int(pid) if pid.isdigit() else None))
+    return out
 
 
 def build_supervisor_sensor(

@@ -31,10 +31,12 @@ from stock_platform.orchestration.resources import (
 )
 
 __all__ = [
+    "PID_TAG",
     "SUPERVISED_TAG",
     "LivePipesMessageReader",
     "SupervisedPipesClient",
     "producer_job",
+    "run_supervised",
     "stream_command",
     "streaming_job",
 ]
@@ -43,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 # Run tag naming the supervised component; dagster.yaml limits runs to one per value of this tag.
 SUPERVISED_TAG = "stock_platform/supervised"
+# Run tag holding the supervised process's pid, so the supervisor can tell "idle" from "gone".
+PID_TAG = "stock_platform/pid"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -131,6 +135,7 @@ class SupervisedPipesClient(dg.PipesSubprocessClient):
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
             )
             context.log.info(f"started pid {process.pid}: {' '.join(command)}")
+            context.instance.add_run_tags(context.run_id, {PID_TAG: str(process.pid)})
             try:
                 code = process.wait()
             except BaseException:
@@ -153,7 +158,8 @@ def stream_command(extra: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "stock_platform.cli", "stream", *extra]
 
 
-def _run_supervised(context: dg.OpExecutionContext, component: str, command: list[str], env: dict[str, str]) -> None:
+def run_supervised(context: dg.OpExecutionContext, component: str, command: list[str], env: dict[str, str]) -> None:
+    """Run one supervised process for the length of this op, reporting its progress live; raise if it fails."""
     client = SupervisedPipesClient(message_reader=LivePipesMessageReader(context, component), termination_timeout_seconds=45)
     client.run(context=context, command=command, env={**env, "PYTHONUNBUFFERED": "1"})
 
@@ -175,7 +181,7 @@ def run_stream(
 ) -> None:
     """Launch the stream job through Pipes with this run's configuration as its environment."""
     env = {**postgres.env(), **redis.env(), **kafka.env(), **spark.env()}
-    _run_supervised(context, "stream", stream_command(config.args), env)
+    run_supervised(context, "stream", stream_command(config.args), env)
 
 
 class ProducerConfig(dg.Config):
@@ -190,7 +196,7 @@ def run_producer(
 ) -> None:
     """Launch the producer through Pipes with this run's configuration as its environment."""
     env = {**kafka.env(), **redis.env(), **finnhub.env()}
-    _run_supervised(context, "producer", [sys.executable, "-m", "stock_platform.cli", "produce", *config.args], env)
+    run_supervised(context, "producer", [sys.executable, "-m", "stock_platform.cli", "produce", *config.args], env)
 
 
 def _supervised_job(name: str, op: Callable[..., None], component: str, description: str) -> dg.JobDefinition:

@@ -5,6 +5,7 @@ Cases: a run is active and the heartbeat is fresh (skip), the heartbeat is stale
 still beats (skip: never two at once).
 """
 
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import redis
 
 from stock_platform.config import Settings
 from stock_platform.orchestration.resources import RedisResource
-from stock_platform.orchestration.sensors import STARTUP_GRACE_SECONDS, build_supervisor_sensor, decide
+from stock_platform.orchestration.sensors import STARTUP_GRACE_SECONDS, ActiveRun, build_supervisor_sensor, decide
 from stock_platform.orchestration.supervised import SUPERVISED_TAG, streaming_job
 from stock_platform.storage.redis_keys import RedisKeys
 
@@ -36,24 +37,39 @@ def test_decide_launches_when_nothing_runs() -> None:
 
 
 def test_decide_skips_when_run_active_and_heartbeat_fresh() -> None:
-    decision = decide("stream", [("abcdef123456", 900.0)], {"pid": str(__import__("os").getpid())}, now=1000.0)
+    decision = decide("stream", [ActiveRun("abcdef123456", 900.0)], {"pid": str(os.getpid())}, now=1000.0)
     assert not decision.launch and "heartbeat fresh" in decision.reason
 
 
 def test_decide_waits_for_a_starting_run() -> None:
-    decision = decide("stream", [("abcdef123456", 990.0)], None, now=1000.0)
+    decision = decide("stream", [ActiveRun("abcdef123456", 990.0)], None, now=1000.0)
     assert not decision.launch and "waiting" in decision.reason
-    assert not decide("stream", [("abcdef123456", None)], None, now=1000.0).launch
+    assert not decide("stream", [ActiveRun("abcdef123456", None)], None, now=1000.0).launch
 
 
 def test_decide_replaces_a_stale_run() -> None:
     started = 1000.0 - STARTUP_GRACE_SECONDS - 1
-    decision = decide("stream", [("abcdef123456", started)], {"pid": str(_dead_pid())}, now=1000.0)
+    decision = decide("stream", [ActiveRun("abcdef123456", started)], {"pid": str(_dead_pid())}, now=1000.0)
     assert decision.launch and decision.terminate_run_ids == ("abcdef123456",) and "is gone" in decision.reason
 
 
+def test_decide_keeps_an_idle_run_whose_process_lives() -> None:
+    started = 1000.0 - STARTUP_GRACE_SECONDS - 1
+    decision = decide("stream", [ActiveRun("abcdef123456", started, pid=os.getpid())], None, now=1000.0)
+    assert not decision.launch and "idle" in decision.reason
+    gone = decide("stream", [ActiveRun("abcdef123456", started, pid=_dead_pid())], None, now=1000.0)
+    assert gone.launch and gone.terminate_run_ids == ("abcdef123456",)
+
+
+def test_decide_replaces_a_run_whose_heartbeat_stopped_updating() -> None:
+    started = 1000.0 - STARTUP_GRACE_SECONDS - 1
+    beat = {"pid": str(os.getpid()), "updated_ms": str(int((1000.0 - 300) * 1000))}
+    decision = decide("producer", [ActiveRun("abcdef123456", started, pid=os.getpid())], beat, now=1000.0)
+    assert decision.launch and "last beat 300 s ago" in decision.reason
+
+
 def test_decide_never_starts_a_second_copy() -> None:
-    decision = decide("producer", [], {"pid": str(__import__("os").getpid())}, now=1000.0)
+    decision = decide("producer", [], {"pid": str(os.getpid())}, now=1000.0)
     assert not decision.launch and "outside Dagster" in decision.reason
 
 
@@ -110,7 +126,7 @@ def test_sensor_absent_launches_one_tagged_run(redis_resource: RedisResource) ->
 @pytest.mark.integration
 def test_sensor_running_skips_with_reason(redis_resource: RedisResource) -> None:
     sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
-    _beat(redis_resource, __import__("os").getpid())
+    _beat(redis_resource, os.getpid())
     with dg.instance_for_test() as instance:
         _started_run(instance)
         result = _evaluate(sensor, instance, redis_resource)
