@@ -30,9 +30,10 @@ setup(
         # A maintained asyncio WebSocket client and server: Finnhub's trade
         # stream and the fake Finnhub both speak it.
         "websockets>=13",
-        # SQLAlchemy 2.1 (under dagster-postgres) maps postgresql:// URLs to psycopg 3; without it
-        # Dagster's PostgreSQL storage (dagster.yaml, DAGSTER_POSTGRES_URL) cannot connect.
-        "psycopg[binary]>=3.2",
+        # dagster-postgres needs SQLAlchemy to drive PostgreSQL through psycopg2: SQLAlchemy 2.1 maps
+        # postgresql:// URLs (DAGSTER_POSTGRES_URL) to psycopg 3, under which dagster-postgres's
+        # parameterised NOTIFY fails and the daemon's run storage breaks.
+        "sqlalchemy>=2.0,<2.1",
     ],
     extras_require={
         "dev": [
