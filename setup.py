@@ -21,6 +21,8 @@ setup(
         "pyspark==4.1.1",
         "psycopg2-binary>=2.9",
         "redis>=5",
+        # C parser for Redis replies: the dashboard reads a whole watchlist of sparklines per refresh.
+        "hiredis>=2",
         "streamlit>=1.40",
         "plotly>=5.18",
         # PySpark 4.3 warns on pandas 3.

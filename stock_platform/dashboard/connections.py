@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.pool
 import redis
 
 __all__ = ["DataUnavailable", "pg_cursor", "redis_call", "redis_client", "reset_connections"]
@@ -31,7 +30,7 @@ _STATEMENT_TIMEOUT_MS = 5000
 _POOL_MAX = 8
 
 _lock = threading.Lock()
-_pools: dict[str, psycopg2.pool.ThreadedConnectionPool] = {}
+_pools: dict[str, _Pool] = {}
 _redis: dict[str, redis.Redis] = {}
 
 
@@ -44,20 +43,51 @@ class DataUnavailable(RuntimeError):
         self.message = message
 
 
-def _pool(dsn: str) -> psycopg2.pool.ThreadedConnectionPool:
+class _Pool:
+    """Idle connections to one DSN, reused across threads; at most `_POOL_MAX` kept, more opened when busy.
+
+    (psycopg2's own pools close every returned connection beyond `minconn`,
+    and open `minconn` eagerly, which fails outright when the server is down.)
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.lock = threading.Lock()
+        self.idle: list[psycopg2.extensions.connection] = []
+
+    def get(self) -> psycopg2.extensions.connection:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        conn = psycopg2.connect(
+            self.dsn,
+            connect_timeout=_CONNECT_TIMEOUT_S,
+            application_name="stock-platform-dashboard",
+            options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
+        )
+        conn.autocommit = True
+        return conn
+
+    def put(self, conn: psycopg2.extensions.connection, broken: bool) -> None:
+        if not broken and not conn.closed:
+            with self.lock:
+                if len(self.idle) < _POOL_MAX:
+                    self.idle.append(conn)
+                    return
+        conn.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _pool(dsn: str) -> _Pool:
     with _lock:
         pool = _pools.get(dsn)
         if pool is None:
-            # minconn=0: creating the pool does not connect, so a down server is reported by the first query.
-            pool = psycopg2.pool.ThreadedConnectionPool(
-                0,
-                _POOL_MAX,
-                dsn,
-                connect_timeout=_CONNECT_TIMEOUT_S,
-                application_name="stock-platform-dashboard",
-                options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
-            )
-            _pools[dsn] = pool
+            pool = _pools[dsn] = _Pool(dsn)
         return pool
 
 
@@ -70,14 +100,13 @@ def _describe(error: Exception) -> str:
 @contextmanager
 def pg_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
     """A read-only cursor on a pooled connection; driver errors become `DataUnavailable("PostgreSQL", ...)`."""
+    pool = _pool(dsn)
     try:
-        pool = _pool(dsn)
-        conn = pool.getconn()
-    except (psycopg2.Error, psycopg2.pool.PoolError) as e:
+        conn = pool.get()
+    except psycopg2.Error as e:
         raise DataUnavailable("PostgreSQL", _describe(e)) from e
     broken = False
     try:
-        conn.autocommit = True
         with conn.cursor() as cur:
             yield cur
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
@@ -87,7 +116,7 @@ def pg_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
         # A query error (a missing table on an unmigrated database, say): the connection is still good.
         raise DataUnavailable("PostgreSQL", _describe(e)) from e
     finally:
-        pool.putconn(conn, close=broken or bool(conn.closed))
+        pool.put(conn, broken)
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -114,7 +143,7 @@ def reset_connections() -> None:
     """Close every pooled connection (tests, and the benchmark between its cold and warm runs)."""
     with _lock:
         for pool in _pools.values():
-            pool.closeall()
+            pool.close_all()
         _pools.clear()
         for client in _redis.values():
             client.close()

@@ -47,16 +47,22 @@ def _float(value: str | None) -> float | None:
 
 
 def _points(members: list[str]) -> list[tuple[int, float]]:
-    points = []
-    for member in members:
-        try:
-            tick = json.loads(member)
-            points.append((int(tick["t"]), float(tick["p"])))
-        except (ValueError, KeyError, TypeError):
-            continue  # one odd member must not blank the sparkline
+    """(ms, price) of the ticks in the five minutes before the newest; members arrive sorted by time."""
+    try:
+        # One C-level parse of the whole set instead of one json.loads per member.
+        ticks = json.loads("[" + ",".join(members) + "]")
+        points = [(int(t["t"]), float(t["p"])) for t in ticks]
+    except (ValueError, KeyError, TypeError):
+        points = []
+        for member in members:  # one odd member must not blank the sparkline: parse one by one
+            try:
+                tick = json.loads(member)
+                points.append((int(tick["t"]), float(tick["p"])))
+            except (ValueError, KeyError, TypeError):
+                continue
     if points:
-        newest = max(t for t, _ in points)
-        points = sorted(p for p in points if p[0] >= newest - SPARKLINE_WINDOW_MS)
+        since = points[-1][0] - SPARKLINE_WINDOW_MS
+        points = [p for p in points if p[0] >= since]
     return points
 
 
