@@ -45,7 +45,8 @@ class TokenBucket:
     def wait_time(self) -> float:
         """Seconds until a token is available (0 when one is)."""
         self._refill()
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+        # The tolerance stops float rounding from asking for waits too small to move the clock.
+        return 0.0 if self._tokens >= 1 - 1e-9 else (1 - self._tokens) / self.rate
 
     def take(self) -> None:
         """Spend one token (call after `wait_time()` returned 0)."""

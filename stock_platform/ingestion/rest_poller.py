@@ -51,6 +51,7 @@ class RestPoller:
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        rate_limit_backoff: float = 5.0,
         timeout: float = 10.0,
     ) -> None:
         self.symbols = settings.symbols
@@ -63,6 +64,7 @@ class RestPoller:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.rate_limit_backoff = rate_limit_backoff
         self.client = FinnhubRestClient(settings.finnhub_rest_url, settings.finnhub_api_key, timeout=timeout)
         self._last_t: dict[str, int] = {}
         self.polls = 0
@@ -94,7 +96,7 @@ class RestPoller:
 
     def _poll(self, symbol: str) -> None:
         errors = Backoff(self.backoff_base, self.backoff_cap)
-        limited = Backoff(5.0, 60.0)
+        limited = Backoff(self.rate_limit_backoff, 60.0)
         attempts = 0
         while not self.stop.is_set():
             if not self.limiter.acquire(self.stop):

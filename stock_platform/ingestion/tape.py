@@ -77,12 +77,9 @@ def read_tape(
 
 
 def tape_span_ms(path: Path | str) -> tuple[int, int]:
-    """The first and last event time on a tape (reads it once), to shift a replay to now."""
+    """The first and last valid event time on a tape (reads it once), to shift a replay to now."""
     first = last = 0
-    with gzip.open(Path(path), "rb") as lines:
-        for line in lines:
-            if line.strip():
-                t = int(json.loads(line)["event_time_ms"])
-                first = first or t
-                last = t
+    for quote in read_tape(path, source=None):
+        first = first or quote.event_time_ms
+        last = quote.event_time_ms
     return first, last
