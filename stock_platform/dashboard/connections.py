@@ -117,6 +117,9 @@ def pg_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
         raise DataUnavailable("PostgreSQL", _describe(e)) from e
     finally:
         pool.put(conn, broken)
+        if broken:
+            # The server went away (a restart, say): every idle connection is dead too; start afresh.
+            pool.close_all()
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from stock_platform.dashboard.connections import redis_call
 from stock_platform.storage.redis_keys import RedisKeys
 
-__all__ = ["HotQuote", "heartbeats", "hot_quotes", "hot_symbols"]
+__all__ = ["HotQuote", "heartbeats", "hot_quotes"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +105,6 @@ def hot_quotes(redis_url: str, prefix: str, symbols: tuple[str, ...]) -> dict[st
         if quote is not None:
             out[symbol] = quote
     return out
-
-
-def hot_symbols(redis_url: str, prefix: str) -> list[str]:
-    """The symbols the stream job has hot data for (the `symbols` set), sorted."""
-    return sorted(redis_call(redis_url, lambda client: client.smembers(RedisKeys(prefix).symbols)))
 
 
 def heartbeats(redis_url: str, prefix: str, components: tuple[str, ...]) -> dict[str, dict[str, str]]:

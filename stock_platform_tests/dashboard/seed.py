@@ -98,9 +98,13 @@ def _client(settings: Settings) -> redis.Redis:
 
 
 def seed_hot_quote(
-    settings: Settings, symbol: str, price: float, prev_close: float | None, points: int = 30, step_ms: int = 5000
-) -> int:
-    """A `latest` hash and `points` sparkline ticks of `symbol` ending now; returns the last event time in ms."""
+    settings: Settings, symbol: str, price: float, prev_close: float | None, points: int = 30, step_ms: int = 5000,
+    noise: float = 0.0,
+) -> int:  # fmt: skip
+    """A `latest` hash and `points` sparkline ticks of `symbol` ending now; returns the last event time in ms.
+
+    The sparkline moves 0.1 a tick towards `price` (up if `price` is above `prev_close`); `noise` adds a wobble.
+    """
     keys = RedisKeys(settings.redis_key_prefix)
     now_ms = int(time.time() * 1000)
     fields = {
@@ -108,13 +112,15 @@ def seed_hot_quote(
         "open_price": price - 1, "prev_close": "" if prev_close is None else prev_close, "event_time_ms": now_ms,
         "source": "simulator", "updated_ms": now_ms,
     }  # fmt: skip
+    trend = -0.1 if prev_close is not None and price < prev_close else 0.1
     client = _client(settings)
     pipe = client.pipeline()
     pipe.hset(keys.latest(symbol), mapping=fields)
     pipe.expire(keys.latest(symbol), settings.redis_ttl_seconds)
     for i in range(points):
         t = now_ms - step_ms * (points - 1 - i)
-        member = json.dumps({"t": t, "p": round(price - 0.1 * (points - 1 - i), 2), "v": 10})
+        wobble = noise * (math.sin(i / 4.0 + price) + 0.6 * math.sin(i * 1.3)) if i < points - 1 else 0.0
+        member = json.dumps({"t": t, "p": round(price - trend * (points - 1 - i) + wobble, 2), "v": 10})
         pipe.zadd(keys.ticks(symbol), {member: t})
     pipe.expire(keys.ticks(symbol), settings.redis_ttl_seconds)
     pipe.sadd(keys.symbols, symbol)

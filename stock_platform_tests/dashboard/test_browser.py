@@ -6,6 +6,7 @@ exception box, and saves one PNG per page under `.test-artifacts/dashboard/`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from stock_platform.config import Settings
+from stock_platform.config import DEFAULT_SYMBOLS, Settings
 from stock_platform.dashboard.commands import streamlit_argv
 from stock_platform.runtime.processes import start_detached, stop_pid, wait_until
 from stock_platform.runtime.system_packages import ensure_commands
-from stock_platform_tests.dashboard.conftest import WATCHED, free_port, settings_env
+from stock_platform_tests.dashboard.conftest import free_port, settings_env
 from stock_platform_tests.dashboard.seed import (
     build_candles,
     insert_ticks,
@@ -40,7 +41,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 # (name, path, Plotly charts the page must draw, its heading)
 PAGES = [
-    ("overview", "", len(WATCHED), "Market overview"),  # the default page lives at /
+    ("overview", "", len(DEFAULT_SYMBOLS), "Market overview"),  # the default page lives at /
     ("symbol", "symbol?symbol=AAPL", 1, "Symbol view"),
     ("compare", "compare", 1, "Compare"),
     ("health", "health", 1, "Pipeline health"),
@@ -49,12 +50,12 @@ PAGES = [
 
 def _seed(settings: Settings) -> None:
     end = now_utc()
-    for i, symbol in enumerate(WATCHED):
-        insert_ticks(
-            settings.postgres_dsn, symbol, count=1080, end=end, step_s=20, start_price=100.0 + 50 * i, drift=0.004 * (i - 1), noise=1.5
-        )
+    for i, symbol in enumerate(settings.symbols):
+        base = 100.0 + 50 * i
+        insert_ticks(settings.postgres_dsn, symbol, count=1080, end=end, step_s=20, start_price=base, drift=0.004 * (i % 3 - 1), noise=1.5)
         build_candles(settings.postgres_dsn, symbol)
-        seed_hot_quote(settings, symbol, price=100.0 + 50 * i, prev_close=99.0 + 50 * i)
+        # Some symbols up on the day, some down, so the tiles show both colours.
+        seed_hot_quote(settings, symbol, price=base, prev_close=base * (0.98 if i % 3 else 1.015), points=60, noise=0.4)
     seed_heartbeat(settings, "producer", age_s=2, published=360, failed=0)
     seed_heartbeat(settings, "stream", age_s=4, batch_id=12)
     seed_stream_batch(settings.postgres_dsn, settings.kafka_topic, 12, {settings.kafka_topic: {"0": 0, "1": 0, "2": 0}}, 1080)
@@ -64,6 +65,7 @@ def _seed(settings: Settings) -> None:
 @pytest.fixture
 def dashboard_url(dash_settings: Settings, tmp_path: Path) -> Iterator[str]:
     """A seeded platform and `streamlit run` serving the dashboard on a free port; stopped afterwards."""
+    dash_settings = dataclasses.replace(dash_settings, symbols=DEFAULT_SYMBOLS)
     _seed(dash_settings)
     port = free_port()
     env = {**os.environ, **settings_env(dash_settings), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}

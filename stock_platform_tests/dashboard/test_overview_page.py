@@ -79,3 +79,12 @@ def test_both_services_down_show_a_banner_not_a_traceback(run_page, dash_setting
     assert not at.exception
     assert "is unavailable" in texts(at.error)
     assert not at.metric
+
+
+def test_invalid_setting_is_named_not_a_traceback(dash_settings, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DASHBOARD_REFRESH_SECONDS", "soon")
+    at = AppTest.from_string("from stock_platform.dashboard.views import overview\noverview.render()\n").run(timeout=60)
+    assert not at.exception
+    assert "DASHBOARD_REFRESH_SECONDS" in texts(at.error)

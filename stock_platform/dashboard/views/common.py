@@ -21,8 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def settings() -> Settings:
-    """The platform settings, read from the environment on each run (cheap, and tests change it)."""
-    return load_settings()
+    """The platform settings, read from the environment on each run (cheap, and tests change it).
+
+    A malformed setting stops the page with a message naming it, not a traceback.
+    """
+    try:
+        return load_settings()
+    except ValueError as e:
+        st.error(f"**The dashboard's configuration is invalid**: {e}", icon="🚨")
+        st.stop()
+        raise  # st.stop() raises; this line only satisfies type checkers
 
 
 def unavailable_banner(error: DataUnavailable) -> None:
