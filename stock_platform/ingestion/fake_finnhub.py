@@ -205,6 +205,12 @@ class FakeFinnhub:
                     return
                 fake._record(url.path, symbol, status)
                 payload = body.encode()
+                try:
+                    self._respond(status, body, payload, headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a scripted slow answer)
+
+            def _respond(self, status: int, body: str, payload: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
                 is_json = body.startswith(("{", "[")) and status != 429
                 self.send_header("Content-Type", "application/json" if is_json else "text/plain; charset=utf-8")
