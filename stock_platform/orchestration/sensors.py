@@ -62,20 +62,20 @@ class ActiveRun:
     pid: int | None = None
 
 
-def _heartbeat_alive(heartbeat: dict[str, str] | None, now: float) -> tuple[bool, str]:
-    """A heartbeat is alive when it exists (TTL ~120 s), its pid on this host runs, and any `updated_ms` is recent."""
+def _heartbeat_state(heartbeat: dict[str, str] | None, now: float) -> tuple[bool, int | None, str]:
+    """(alive, pid, description). Alive: the hash exists (TTL ~120 s), its pid runs, any `updated_ms` is recent."""
     if not heartbeat:
-        return False, "heartbeat absent"
+        return False, None, "heartbeat absent"
     try:
-        pid = int(heartbeat.get("pid", "0"))
+        pid = int(heartbeat.get("pid", "0")) or None
         updated_ms = int(heartbeat.get("updated_ms", "0"))
     except ValueError:
-        pid, updated_ms = 0, 0
+        pid, updated_ms = None, 0
     if pid and not pid_alive(pid):
-        return False, f"heartbeat stale: pid {pid} is gone"
+        return False, pid, f"heartbeat stale: pid {pid} is gone"
     if updated_ms and now - updated_ms / 1000 > HEARTBEAT_STALE_SECONDS:
-        return False, f"heartbeat stale: last beat {now - updated_ms / 1000:.0f} s ago (pid {pid})"
-    return True, f"heartbeat fresh (pid {pid or '?'})"
+        return False, pid, f"heartbeat stale: last beat {now - updated_ms / 1000:.0f} s ago (pid {pid})"
+    return True, pid, f"heartbeat fresh (pid {pid or '?'})"
 
 
 def decide(
@@ -86,7 +86,7 @@ def decide(
     startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
 ) -> Decision:
     """The supervisor's rule: launch when nothing runs, replace a run whose process is gone or stopped beating."""
-    alive, beat = _heartbeat_alive(heartbeat, now)
+    alive, beat_pid, beat = _heartbeat_state(heartbeat, now)
     if not active_runs:
         if alive:
             return Decision(
@@ -94,19 +94,23 @@ def decide(
             )
         return Decision(True, f"no active {component} run ({beat}): starting one")
     run = active_runs[0]
+    stale = tuple(r.run_id for r in active_runs)
+    name = f"run {run.run_id[:8]}"
     if alive:
-        return Decision(False, f"run {run.run_id[:8]} is active and {beat}")
+        return Decision(False, f"{name} is active and {beat}")
+    if run.pid is not None and not pid_alive(run.pid):
+        return Decision(True, f"{name}'s process (pid {run.pid}) is gone ({beat}): replacing the run", stale)
+    if run.pid is not None and beat_pid == run.pid:
+        # Its own process is alive but no longer refreshes its heartbeat: hung.
+        return Decision(True, f"{name}'s process (pid {run.pid}) is alive but {beat}: replacing the run", stale)
+    if run.pid is not None:
+        # Alive, not beating yet (Spark starting), or idle: the stream beats once per batch, a quiet topic has none.
+        return Decision(False, f"{name}'s process (pid {run.pid}) is alive, {beat}: starting up or idle")
     age = None if run.started is None else now - run.started
     if age is None or age < startup_grace_seconds:
         waited = "queued/starting" if age is None else f"started {age:.0f} s ago"
-        return Decision(False, f"run {run.run_id[:8]} {waited}, {beat}: waiting up to {startup_grace_seconds:.0f} s for it")
-    if heartbeat is None and run.pid and pid_alive(run.pid):
-        # The stream beats once per batch: a quiet topic means no batches, not a dead job.
-        return Decision(False, f"run {run.run_id[:8]} is active, {beat} but its pid {run.pid} is alive (idle: no batches)")
-    stale = tuple(r.run_id for r in active_runs)
-    return Decision(
-        True, f"run {run.run_id[:8]} started {age:.0f} s ago but {beat}: cancelling it and starting a replacement", stale
-    )
+        return Decision(False, f"{name} {waited}, no process yet: waiting up to {startup_grace_seconds:.0f} s for it")
+    return Decision(True, f"{name} started {age:.0f} s ago and never started its process: replacing it", stale)
 
 
 def _active_runs(instance: dg.DagsterInstance, component: str) -> list[ActiveRun]:
@@ -124,7 +128,7 @@ def build_supervisor_sensor(
     name: str,
     job: dg.JobDefinition,
     component: str,
-    interval_seconds: int = 15,
+    interval_seconds: int = 10,
     startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
 ) -> dg.SensorDefinition:
     """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat."""

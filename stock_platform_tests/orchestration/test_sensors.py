@@ -18,7 +18,7 @@ import redis
 from stock_platform.config import Settings
 from stock_platform.orchestration.resources import RedisResource
 from stock_platform.orchestration.sensors import STARTUP_GRACE_SECONDS, ActiveRun, build_supervisor_sensor, decide
-from stock_platform.orchestration.supervised import SUPERVISED_TAG, streaming_job
+from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG, streaming_job
 from stock_platform.storage.redis_keys import RedisKeys
 
 
@@ -49,8 +49,18 @@ def test_decide_waits_for_a_starting_run() -> None:
 
 def test_decide_replaces_a_stale_run() -> None:
     started = 1000.0 - STARTUP_GRACE_SECONDS - 1
-    decision = decide("stream", [ActiveRun("abcdef123456", started)], {"pid": str(_dead_pid())}, now=1000.0)
+    dead = _dead_pid()
+    decision = decide("stream", [ActiveRun("abcdef123456", started, pid=dead)], {"pid": str(dead)}, now=1000.0)
     assert decision.launch and decision.terminate_run_ids == ("abcdef123456",) and "is gone" in decision.reason
+    # A run whose process never appeared is replaced only after the grace period.
+    never = decide("stream", [ActiveRun("abcdef123456", started)], None, now=1000.0)
+    assert never.launch and "never started its process" in never.reason
+
+
+def test_decide_lets_a_replacement_start_despite_the_old_heartbeat() -> None:
+    beat = {"pid": str(_dead_pid())}
+    decision = decide("stream", [ActiveRun("abcdef123456", 995.0, pid=os.getpid())], beat, now=1000.0)
+    assert not decision.launch and "starting up or idle" in decision.reason
 
 
 def test_decide_keeps_an_idle_run_whose_process_lives() -> None:
@@ -98,8 +108,9 @@ def _beat(resource: RedisResource, pid: int) -> None:
     client.close()
 
 
-def _started_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
-    run = instance.create_run_for_job(streaming_job, tags={SUPERVISED_TAG: "stream"})
+def _started_run(instance: dg.DagsterInstance, pid: int | None = None) -> dg.DagsterRun:
+    tags = {SUPERVISED_TAG: "stream"} | ({PID_TAG: str(pid)} if pid else {})
+    run = instance.create_run_for_job(streaming_job, tags=tags)
     instance.handle_run_event(
         run.run_id,
         dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=streaming_job.name),
@@ -137,9 +148,10 @@ def test_sensor_running_skips_with_reason(redis_resource: RedisResource) -> None
 @pytest.mark.integration
 def test_sensor_stale_heartbeat_replaces_the_run(redis_resource: RedisResource) -> None:
     sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream", startup_grace_seconds=0)
-    _beat(redis_resource, _dead_pid())
+    dead = _dead_pid()
+    _beat(redis_resource, dead)
     with dg.instance_for_test() as instance:
-        stale = _started_run(instance)
+        stale = _started_run(instance, pid=dead)
         result = _evaluate(sensor, instance, redis_resource)
         assert len(result.run_requests) == 1 and "is gone" in result.run_requests[0].tags["stock_platform/reason"]
         # The stale run no longer counts as active, so the replacement is not held behind it.

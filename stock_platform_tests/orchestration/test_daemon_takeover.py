@@ -1,0 +1,188 @@
+"""End to end: the Dagster daemon, run with the repo's dagster.yaml, keeps the real stream job alive.
+
+The streaming_supervisor launches `streaming_job` (the real `stock-platform
+stream` through Pipes); we SIGKILL the Spark driver process, and a new run must
+take over within 90 s with no quote lost or duplicated in stock_prices.
+Cancelling the new run must then stop its process. Dagster's storage is a
+private PostgreSQL database, DAGSTER_HOME a temporary folder, and the platform
+data (database, topic, Redis prefix, checkpoints) is this test's own.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg2
+import pytest
+import redis
+from kafka import KafkaProducer
+from psycopg2 import sql
+
+from stock_platform.config import Settings
+from stock_platform.orchestration.supervised import PID_TAG
+from stock_platform.quotes import Quote
+from stock_platform.runtime.processes import pid_alive, wait_until
+from stock_platform.storage.redis_keys import RedisKeys
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+TAKEOVER_DEADLINE_S = 90
+
+
+@pytest.fixture
+def dagster_database(services: Settings) -> Iterator[str]:
+    """A private database for Dagster's run/event/schedule storage, dropped afterwards."""
+    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"host=127.0.0.1 port={services.postgres_port} user=postgres dbname=postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql://stock@127.0.0.1:{services.postgres_port}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def daemon_env(
+    platform_settings: Settings, dagster_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment of the daemon (and so of its run workers and the stream): everything private to this test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        **platform_settings.to_env(),
+        "STOCK_DATA_DIR": str(tmp_path / "data"),
+        "SPARK_TRIGGER_SECONDS": "2",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_POSTGRES_URL": dagster_database,
+        "PYTHONUNBUFFERED": "1",
+    }
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_database)
+    return env
+
+
+@pytest.fixture
+def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """`dagster-daemon run -w workspace.yaml` in its own process group, with only the stream supervisor on."""
+    bin_dir = Path(sys.executable).parent
+    workspace = str(REPO / "workspace.yaml")
+    # Quotes come from the test itself, so that every one can be accounted for.
+    subprocess.run(
+        [str(bin_dir / "dagster"), "sensor", "stop", "producer_supervisor", "-w", workspace],
+        env=daemon_env, cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        env=daemon_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        if not wait_until(lambda: proc.poll() is not None, 30):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        log.close()
+
+
+def _send(settings: Settings, first_seq: int, count: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    base_ms = int(time.time() * 1000) - 600_000
+    for seq in range(first_seq, first_seq + count):
+        quote = Quote(
+            symbol=("AAA", "BBB", "CCC")[seq % 3], price=100 + seq % 50, event_time_ms=base_ms + seq * 1000,
+            source="simulator", producer_id="e2e-takeover", seq=seq, volume=10,
+        )  # fmt: skip
+        producer.send(settings.kafka_topic, key=quote.key, value=quote.to_json())
+    producer.flush()
+    producer.close()
+
+
+def _counts(dsn: str) -> tuple[int, int]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), count(DISTINCT seq) FROM stock_prices WHERE producer_id = 'e2e-takeover'")
+            return cur.fetchone()
+    finally:
+        conn.close()
+
+
+def _recorded_failures(dsn: str) -> set[str]:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT run_id FROM run_failures WHERE job_name = 'streaming_job'")
+            return {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def _stream_pid(settings: Settings) -> int | None:
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        pid = client.hget(RedisKeys(settings.redis_key_prefix).heartbeat("stream"), "pid")
+    finally:
+        client.close()
+    return int(pid) if pid else None
+
+
+def _active_stream_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(job_name="streaming_job", statuses=[dg.DagsterRunStatus.STARTED])))
+
+
+def test_supervisor_replaces_a_killed_stream_within_90_s(platform_settings: Settings, daemon: subprocess.Popen) -> None:
+    dsn = platform_settings.postgres_dsn
+    instance = dg.DagsterInstance.get()
+    _send(platform_settings, 0, 300)
+
+    # The supervisor launches the stream; it drains the first quotes and beats.
+    assert wait_until(lambda: _counts(dsn)[0] == 300, 240, interval=2), f"first quotes not stored: {_counts(dsn)}"
+    first_run = _active_stream_runs(instance)[0]
+    old_pid = _stream_pid(platform_settings)
+    assert old_pid and pid_alive(old_pid)
+
+    # More quotes in flight, then the Spark driver dies without warning.
+    _send(platform_settings, 300, 300)
+    os.kill(old_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    def taken_over() -> bool:
+        runs = [r for r in _active_stream_runs(instance) if r.run_id != first_run.run_id]
+        pid = _stream_pid(platform_settings)
+        return bool(runs) and pid is not None and pid != old_pid and pid_alive(pid)
+
+    assert wait_until(taken_over, TAKEOVER_DEADLINE_S, interval=1), "no new stream run beat within 90 s of the kill"
+    takeover_s = time.monotonic() - killed_at
+    assert instance.get_run_by_id(first_run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert len(_active_stream_runs(instance)) == 1, "two stream runs at once"
+
+    _send(platform_settings, 600, 300)
+    assert wait_until(lambda: _counts(dsn)[0] >= 900, 120, interval=2), f"quotes missing after takeover: {_counts(dsn)}"
+    assert _counts(dsn) == (900, 900), "a quote was lost or stored twice"
+    print(f"takeover after SIGKILL: {takeover_s:.1f} s")
+
+    # The failure sensor recorded the killed run.
+    assert wait_until(lambda: first_run.run_id in _recorded_failures(dsn), 90, interval=2), "run failure not recorded"
+
+    # Cancelling the run stops its process.
+    new_run = _active_stream_runs(instance)[0]
+    new_pid = int(new_run.tags.get(PID_TAG) or instance.get_run_by_id(new_run.run_id).tags[PID_TAG])
+    instance.run_coordinator.cancel_run(new_run.run_id)
+    assert wait_until(lambda: not pid_alive(new_pid), 90, interval=1), "stream process survived the cancelled run"
+    assert wait_until(lambda: instance.get_run_by_id(new_run.run_id).status == dg.DagsterRunStatus.CANCELED, 60, interval=1)
