@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyspark.sql.types import (
     BinaryType,
@@ -89,11 +90,11 @@ PARSED_SCHEMA = StructType(
     ]
 )
 _QUOTE_COLUMNS = tuple(f.name for f in QUOTE_SCHEMA.fields)
+_ORDER = attrgetter("topic", "partition", "offset")
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaRecord:
-    """One record as read from Kafka: the raw value plus its coordinates."""
+class KafkaRecord(NamedTuple):
+    """One record as read from Kafka: the raw value plus its coordinates (a tuple: a batch makes 100k of them)."""
 
     value: bytes | None
     topic: str
@@ -154,25 +155,31 @@ def parse_batch(records: Iterable[KafkaRecord]) -> ParsedBatch:
     """
     out = ParsedBatch()
     seen: dict[tuple[str, int], Quote] = {}
-    ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
+    dead = out.dead_letters
+    duplicates = 0
+    ordered = sorted(records, key=_ORDER)
     for record in ordered:
-        out.rows_in += 1
-        span = out.offsets.setdefault(record.topic, {}).setdefault(record.partition, [record.offset, record.offset + 1])
-        span[1] = record.offset + 1
-        ts = record.timestamp_ms
-        if ts is not None:
-            out.min_kafka_ms = ts if out.min_kafka_ms is None else min(out.min_kafka_ms, ts)
-            out.max_kafka_ms = ts if out.max_kafka_ms is None else max(out.max_kafka_ms, ts)
         result = parse_record(record)
         if isinstance(result, DeadLetter):
-            out.dead_letters.append(result)
+            dead.append(result)
             continue
         key = (result.symbol, result.event_time_ms)
         if key in seen:
-            out.duplicates_in_batch += 1
+            duplicates += 1
         else:
             seen[key] = result
     out.quotes = list(seen.values())
+    out.duplicates_in_batch = duplicates
+    out.rows_in = len(ordered)
+    for record in ordered:  # sorted: the first of a partition is its lowest offset, the last its highest
+        span = out.offsets.setdefault(record.topic, {}).get(record.partition)
+        if span is None:
+            out.offsets[record.topic][record.partition] = [record.offset, record.offset + 1]
+        else:
+            span[1] = record.offset + 1
+    stamps = [r.timestamp_ms for r in ordered if r.timestamp_ms is not None]
+    out.min_kafka_ms = min(stamps, default=None)
+    out.max_kafka_ms = max(stamps, default=None)
     return out
 
 

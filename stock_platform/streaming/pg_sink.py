@@ -208,6 +208,8 @@ class PostgresSink:
     def _write_quotes(cur: psycopg2.extensions.cursor, quotes: Sequence[Quote]) -> tuple[int, int]:
         if not quotes:
             return 0, 0
+        # Sorting ~100k staged rows (by key, then by minute for the candles) stays in memory.
+        cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute(_STAGE_DDL)
         cur.copy_expert(_STAGE_COPY, io.StringIO(copy_text(quotes)))
         cur.execute(_INSERT_AND_CANDLES)
