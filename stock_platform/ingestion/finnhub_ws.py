@@ -156,5 +156,5 @@ class TradeStream:
                 logger.warning("skipped a trade that breaks the contract: %s", e)
                 continue
             self._last_ms[symbol] = t
+            self.emit(quote)  # before counting it, so no REST quote queued ahead of it includes its volume
             self.day_volume.add(symbol, t, shares)
-            self.emit(quote)
