@@ -41,16 +41,16 @@ class ProduceOptions:
     record: Path | None = None  # record what is published to this tape
 
 
-def _install_signals(stop: threading.Event) -> None:
+def _install_signals(stop: threading.Event) -> dict[int, object]:
+    """Make SIGTERM/SIGINT set `stop`; returns the previous handlers to restore."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
 
     def handle(signum: int, _frame: object) -> None:
         logger.info("received %s: flushing and stopping", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    return {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _fail(message: str, code: int) -> int:
@@ -63,15 +63,23 @@ def run_produce(
     settings: Settings, options: ProduceOptions, stop: threading.Event | None = None, stats: FeedStats | None = None
 ) -> int:
     """Produce until stopped; returns the process exit code (see the module docstring)."""
+    install_log_redaction(settings.finnhub_api_key)
+    stop = stop or threading.Event()
+    stats = stats or FeedStats()
+    previous_handlers = _install_signals(stop)
+    try:
+        return _produce(settings, options, stop, stats)
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event, stats: FeedStats) -> int:
     from stock_platform.ingestion.heartbeat import Heartbeat
     from stock_platform.ingestion.producer import ProducerError, QuoteProducer
     from stock_platform.ingestion.sources import finnhub_quotes, parse_feeds, replay_quotes, simulated_quotes
     from stock_platform.ingestion.tape import TapeWriter
 
-    install_log_redaction(settings.finnhub_api_key)
-    stop = stop or threading.Event()
-    stats = stats or FeedStats()
-    _install_signals(stop)
     if options.source == "finnhub":
         if not settings.finnhub_api_key:
             return _fail("the finnhub source needs a key: set FINNHUB_API_KEY (or use --source simulator)", 2)
