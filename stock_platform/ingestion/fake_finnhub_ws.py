@@ -14,6 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from stock_platform.ingestion.redact import RedactingFilter
+
 __all__ = ["FakeTradeStream"]
 
 logger = logging.getLogger(__name__)
@@ -77,8 +79,12 @@ class FakeTradeStream:
     def start(self) -> None:
         """Listen and serve from a background thread."""
         self._running.set()
+        # websockets logs request lines (with ?token=) at DEBUG: its logger gets the key masked.
+        server_logger = logging.getLogger(f"{__name__}.server")
+        if not any(isinstance(f, RedactingFilter) for f in server_logger.filters):
+            server_logger.addFilter(RedactingFilter(self.api_key))
         self._server = serve(
-            self._handle, self.host, self.port, process_request=self._check_token,
+            self._handle, self.host, self.port, process_request=self._check_token, logger=server_logger,
             ping_interval=self.protocol_ping_interval, ping_timeout=self.protocol_ping_interval,
         )  # fmt: skip
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-finnhub-ws", daemon=True)
