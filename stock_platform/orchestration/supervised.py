@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster._core.pipes.context import PipesMessageHandler
 
 from stock_platform.orchestration.resources import (
     FinnhubResource,
@@ -69,7 +68,7 @@ def _raw(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
 class _LiveHandler:
     """Wraps the Pipes message handler so progress reaches the run while the process is still running."""
 
-    def __init__(self, handler: PipesMessageHandler, context: dg.OpExecutionContext, component: str) -> None:
+    def __init__(self, handler: dg.PipesMessageHandler, context: dg.OpExecutionContext, component: str) -> None:
         self._handler = handler
         self._context = context
         self._component = component
@@ -105,7 +104,7 @@ class LivePipesMessageReader(dg.PipesTempFileMessageReader):
         self._component = component
 
     @contextmanager
-    def read_messages(self, handler: PipesMessageHandler) -> Iterator[dict[str, Any]]:
+    def read_messages(self, handler: dg.PipesMessageHandler) -> Iterator[dict[str, Any]]:
         """Read messages as the base reader does, through the live wrapper."""
         live = _LiveHandler(handler, self._live_context, self._component)
         with super().read_messages(live) as params:  # type: ignore[arg-type]

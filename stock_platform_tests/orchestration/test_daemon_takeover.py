@@ -9,21 +9,16 @@ data (database, topic, Redis prefix, checkpoints) is this test's own.
 """
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import dagster as dg
 import psycopg2
 import pytest
 import redis
 from kafka import KafkaProducer
-from psycopg2 import sql
 
 from stock_platform.config import Settings
 from stock_platform.orchestration.supervised import PID_TAG
@@ -33,71 +28,13 @@ from stock_platform.storage.redis_keys import RedisKeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 TAKEOVER_DEADLINE_S = 90
 
 
 @pytest.fixture
-def dagster_database(services: Settings) -> Iterator[str]:
-    """A private database for Dagster's run/event/schedule storage, dropped afterwards."""
-    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"host=127.0.0.1 port={services.postgres_port} user=postgres dbname=postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://stock@127.0.0.1:{services.postgres_port}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
-
-
-@pytest.fixture
-def daemon_env(
-    platform_settings: Settings, dagster_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    """Environment of the daemon (and so of its run workers and the stream): everything private to this test."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        **platform_settings.to_env(),
-        "STOCK_DATA_DIR": str(tmp_path / "data"),
-        "SPARK_TRIGGER_SECONDS": "2",
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_POSTGRES_URL": dagster_database,
-        "PYTHONUNBUFFERED": "1",
-    }
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_database)
-    return env
-
-
-@pytest.fixture
-def daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen]:
-    """`dagster-daemon run -w workspace.yaml` in its own process group, with only the stream supervisor on."""
-    bin_dir = Path(sys.executable).parent
-    workspace = str(REPO / "workspace.yaml")
-    # Quotes come from the test itself, so that every one can be accounted for.
-    subprocess.run(
-        [str(bin_dir / "dagster"), "sensor", "stop", "producer_supervisor", "-w", workspace],
-        env=daemon_env, cwd=REPO, check=True, capture_output=True,
-    )  # fmt: skip
-    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
-        env=daemon_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        if not wait_until(lambda: proc.poll() is not None, 30):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        log.close()
+def daemon(start_daemon: Callable[..., subprocess.Popen]) -> subprocess.Popen:
+    """The daemon with only the stream supervisor on: quotes come from the test, so each can be accounted for."""
+    return start_daemon(stop_sensors=["producer_supervisor"])
 
 
 def _send(settings: Settings, first_seq: int, count: int) -> None:

@@ -1,0 +1,92 @@
+"""Fixtures for the tests that run the real Dagster daemon: private storage database, DAGSTER_HOME and data."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from stock_platform.config import Settings
+from stock_platform.runtime.processes import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def dagster_database(services: Settings) -> Iterator[str]:
+    """A private database for Dagster's run/event/schedule storage, dropped afterwards."""
+    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"host=127.0.0.1 port={services.postgres_port} user=postgres dbname=postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql://stock@127.0.0.1:{services.postgres_port}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def daemon_env(
+    platform_settings: Settings, dagster_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment of the daemon (and so of its run workers and the stream): everything private to this test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        **platform_settings.to_env(),
+        "STOCK_DATA_DIR": str(tmp_path / "data"),
+        "SPARK_TRIGGER_SECONDS": "2",
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_POSTGRES_URL": dagster_database,
+        "PYTHONUNBUFFERED": "1",
+    }
+    # This process reads the same instance (DagsterInstance.get()) to watch the runs.
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_database)
+    return env
+
+
+def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `dagster ARGS` from the repository root; fail the test with its output if it fails."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"dagster {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture
+def start_daemon(daemon_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts `dagster-daemon run -w workspace.yaml` in its own process group; stops the group afterwards."""
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(stop_sensors: list[str]) -> subprocess.Popen:
+        for sensor in stop_sensors:
+            dagster_cli(["sensor", "stop", sensor, "-w", "workspace.yaml"], daemon_env)
+        log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed at teardown
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            env=daemon_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        started.append((proc, log))
+        return proc
+
+    yield start
+    for proc, log in started:
+        os.killpg(proc.pid, signal.SIGTERM)
+        if not wait_until(lambda p=proc: p.poll() is not None, 30):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        log.close()
