@@ -256,13 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--runs", type=int, default=200, help="timed calls per query")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure the database a previous --keep run left")
     args = parser.parse_args(argv)
     ticks = args.ticks or (1_000_000 if args.quick else 10_000_000)
     settings = load_settings()
     symbols = [f"B{i:03d}" for i in range(args.symbols)]
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    _log(f"seeding {ticks:,} ticks of {args.symbols} symbols over {SPAN_DAYS} days into database {DB_NAME}")
-    dsn = seed_postgres(settings, ticks, args.symbols)
+    if args.reuse:
+        dsn = f"postgresql://stock@127.0.0.1:{settings.postgres_port}/{DB_NAME}"
+        ticks = _count_ticks(dsn)
+        _log(f"reusing database {DB_NAME} with {ticks:,} ticks")
+    else:
+        _log(f"seeding {ticks:,} ticks of {args.symbols} symbols over {SPAN_DAYS} days into database {DB_NAME}")
+        dsn = seed_postgres(settings, ticks, args.symbols)
     try:
         seed_redis(settings, prefix, symbols)
         figures = measure(settings, dsn, prefix, symbols, args.runs)
@@ -281,10 +287,20 @@ def main(argv: list[str] | None = None) -> int:
 
     versions = {"postgresql": _server_version(settings), "redis-py": redis_py.__version__, "psycopg2": pg.__version__,
                 "pandas": pandas.__version__}  # fmt: skip
-    command = "python -m bench.bench_dashboard" + (" --quick" if args.quick else "") + (f" --ticks {args.ticks}" if args.ticks else "")
+    command = "python -m bench.bench_dashboard" + " ".join(["", *(argv if argv is not None else sys.argv[1:])]).rstrip()
     path = write_results(NAME, figures, versions, command)
     _log(f"wrote {path}")
     return 0
+
+
+def _count_ticks(dsn: str) -> int:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM stock_prices")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _server_version(settings: Settings) -> str:

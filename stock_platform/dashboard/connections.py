@@ -63,7 +63,9 @@ class _Pool:
             self.dsn,
             connect_timeout=_CONNECT_TIMEOUT_S,
             application_name="stock-platform-dashboard",
-            options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}",
+            # JIT: the planner's row estimates for a symbol with millions of ticks make it compile
+            # (~400 ms) queries that then read fifty rows; no dashboard query is big enough to gain.
+            options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS} -c jit=off",
         )
         conn.autocommit = True
         return conn
