@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -271,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         dsn = seed_postgres(settings, ticks, args.symbols)
     try:
         seed_redis(settings, prefix, symbols)
+        load_before = os.getloadavg()[0]
         figures = measure(settings, dsn, prefix, symbols, args.runs)
-        figures.insert(0, figure("ticks seeded", ticks, "rows"))
+        # Other work on the machine shows up in p95: keep the load beside the figures.
+        load = [figure("load average (1 min) before / after timing", round(load_before, 2), "", round(os.getloadavg()[0], 2))]
+        figures = [figure("ticks seeded", ticks, "rows"), *load, *figures]
     finally:
         drop_redis(settings, prefix)
         reset_connections()
