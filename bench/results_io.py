@@ -14,9 +14,7 @@ __all__ = ["RESULTS_DIR", "figure", "write_results"]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def figure(
-    name: str, value: float, unit: str, baseline: float | None = None, target: str | None = None
-) -> dict[str, Any]:
+def figure(name: str, value: float, unit: str, baseline: float | None = None, target: str | None = None) -> dict[str, Any]:
     """One figure; `ratio` is value / baseline when there is a baseline."""
     ratio = round(value / baseline, 4) if baseline else None
     return {"figure": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "target": target}

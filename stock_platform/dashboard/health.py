@@ -158,9 +158,7 @@ def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int]) -> 
     return KafkaLag(lag, ends)
 
 
-_RUNS_QUERY = (
-    "{ runsOrError(limit: 5) { __typename ... on Runs { results { runId jobName status startTime endTime } } } }"
-)
+_RUNS_QUERY = "{ runsOrError(limit: 5) { __typename ... on Runs { results { runId jobName status startTime endTime } } } }"
 
 
 @ttl_cache(5.0)

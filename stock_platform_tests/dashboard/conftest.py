@@ -51,9 +51,7 @@ def run_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., AppTest]
         for name, value in settings_env(settings).items():
             monkeypatch.setenv(name, value)
         clear_caches()
-        at = AppTest.from_string(
-            f"from stock_platform.dashboard.views import {page}\n{page}.render()\n", default_timeout=60
-        )
+        at = AppTest.from_string(f"from stock_platform.dashboard.views import {page}\n{page}.render()\n", default_timeout=60)
         for name, value in query.items():
             at.query_params[name] = value
         return at.run()

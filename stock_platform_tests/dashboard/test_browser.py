@@ -52,7 +52,9 @@ def _seed(settings: Settings) -> None:
     end = now_utc()
     for i, symbol in enumerate(settings.symbols):
         base = 100.0 + 50 * i
-        insert_ticks(settings.postgres_dsn, symbol, count=1080, end=end, step_s=20, start_price=base, drift=0.004 * (i % 3 - 1), noise=1.5)
+        insert_ticks(
+            settings.postgres_dsn, symbol, count=1080, end=end, step_s=20, start_price=base, drift=0.004 * (i % 3 - 1), noise=1.5
+        )
         build_candles(settings.postgres_dsn, symbol)
         # Some symbols up on the day, some down, so the tiles show both colours.
         seed_hot_quote(settings, symbol, price=base, prev_close=base * (0.98 if i % 3 else 1.015), points=60, noise=0.4)

@@ -51,7 +51,10 @@ def test_latest_quotes_and_recent_ticks_per_symbol(dsn: str) -> None:
     insert_ticks(dsn, "AAPL", count=100, end=end, step_s=10, start_price=50.0)
     insert_ticks(dsn, "NVDA", count=3, end=end - timedelta(days=1), step_s=10, start_price=70.0)
     latest = queries.latest_quotes(dsn, ("AAPL", "NVDA", "ZZZZ"))
-    assert dict(zip(latest["symbol"], latest["price"], strict=True)) == {"AAPL": pytest.approx(54.95), "NVDA": pytest.approx(70.1)}
+    assert dict(zip(latest["symbol"], latest["price"], strict=True)) == {
+        "AAPL": pytest.approx(54.95),
+        "NVDA": pytest.approx(70.1),
+    }
     recent = queries.recent_ticks(dsn, ("AAPL", "NVDA"))
     counts = recent.groupby("symbol").size().to_dict()
     assert counts == {"AAPL": 31, "NVDA": 3}  # five minutes of 10-second ticks, inclusive
