@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # How many times one run restarts its query after Spark's known post-replay failure.
 _RESTARTS = 3
+# The heartbeat is refreshed this often even when no batch runs (an idle topic is not a dead job).
+HEARTBEAT_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,14 @@ def _run_query(
     from pyspark.errors import StreamingQueryException
 
     query = start_query(spark, settings, options, processor)
+    processor.use_query_id(str(query.id))
     reporter.info(f"stream started: topic={settings.kafka_topic} checkpoint={processor.checkpoint} query_id={query.id}")
+    last_beat = 0.0
     try:
         while query.isActive and not stop.is_set():
+            if processor.redis is not None and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
+                last_beat = time.monotonic()
+                processor.redis.beat(processor.heartbeat_fields())
             query.awaitTermination(1.0)
     except StreamingQueryException as e:
         return e
@@ -152,13 +159,15 @@ def run_stream(
     if handle_signals and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda s, _f: (logger.info("signal %s: stopping after the current batch", s), stop.set()))
-    own_spark = spark is None
-    spark = spark or build_spark_session(settings, app_name="stock-platform-stream")
     reporter = ProgressReporter()
     redis_sink = RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
     processor = BatchProcessor(checkpoint_for(settings, options), PostgresSink(settings.postgres_dsn), redis_sink, reporter)
+    if redis_sink is not None:
+        redis_sink.beat(processor.heartbeat_fields())  # alive before Spark's ~10 s start
+    own_spark = spark is None
     code = 0
     try:
+        spark = spark or build_spark_session(settings, app_name="stock-platform-stream")
         for attempt in range(1, _RESTARTS + 2):
             error = _run_query(spark, settings, options, processor, reporter, stop)
             if error is None:
@@ -177,7 +186,7 @@ def run_stream(
         if redis_sink is not None:
             redis_sink.close()
         reporter.close()
-        if own_spark:
+        if own_spark and spark is not None:
             spark.stop()
     return code
 

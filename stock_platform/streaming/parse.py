@@ -11,7 +11,7 @@ disagree about what a valid quote is.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,9 +41,12 @@ __all__ = [
     "KafkaRecord",
     "ParsedBatch",
     "parse_batch",
+    "parse_chunks",
     "parse_kafka_frame",
     "parse_record",
     "records_from_pandas",
+    "sort_records",
+    "summarise",
 ]
 
 # What Spark's Kafka source yields for each record (the columns the job reads).
@@ -140,37 +143,24 @@ class ParsedBatch:
     min_kafka_ms: int | None = None
     max_kafka_ms: int | None = None
 
+    def absorb(self, part: ParsedBatch) -> None:
+        """Add a parsed chunk's quotes, dead letters and duplicates to this batch."""
+        self.quotes.extend(part.quotes)
+        self.dead_letters.extend(part.dead_letters)
+        self.duplicates_in_batch += part.duplicates_in_batch
+
     @property
     def max_event_ms(self) -> int | None:
         """The newest event time among the valid quotes (None when there are none)."""
         return max((q.event_time_ms for q in self.quotes), default=None)
 
 
-def parse_batch(records: Iterable[KafkaRecord]) -> ParsedBatch:
-    """Parse every record, keep the first of each (symbol, event_time) and note the offsets covered.
+def summarise(ordered: Sequence[KafkaRecord]) -> ParsedBatch:
+    """A batch with its counts, offsets and Kafka times filled in but nothing parsed yet.
 
-    The first one wins (lowest partition and offset): a symbol lives in one
-    partition, so that is the earliest sent, the same row `ON CONFLICT DO
-    NOTHING` keeps when the copy arrives in a later batch.
+    `ordered` is sorted by (topic, partition, offset) (see `sort_records`).
     """
-    out = ParsedBatch()
-    seen: dict[tuple[str, int], Quote] = {}
-    dead = out.dead_letters
-    duplicates = 0
-    ordered = sorted(records, key=_ORDER)
-    for record in ordered:
-        result = parse_record(record)
-        if isinstance(result, DeadLetter):
-            dead.append(result)
-            continue
-        key = (result.symbol, result.event_time_ms)
-        if key in seen:
-            duplicates += 1
-        else:
-            seen[key] = result
-    out.quotes = list(seen.values())
-    out.duplicates_in_batch = duplicates
-    out.rows_in = len(ordered)
+    out = ParsedBatch(rows_in=len(ordered))
     for record in ordered:  # sorted: the first of a partition is its lowest offset, the last its highest
         span = out.offsets.setdefault(record.topic, {}).get(record.partition)
         if span is None:
@@ -180,6 +170,48 @@ def parse_batch(records: Iterable[KafkaRecord]) -> ParsedBatch:
     stamps = [r.timestamp_ms for r in ordered if r.timestamp_ms is not None]
     out.min_kafka_ms = min(stamps, default=None)
     out.max_kafka_ms = max(stamps, default=None)
+    return out
+
+
+def sort_records(records: Iterable[KafkaRecord]) -> list[KafkaRecord]:
+    """Records in (topic, partition, offset) order: the order in which "first one wins" is decided."""
+    return sorted(records, key=_ORDER)
+
+
+def parse_chunks(ordered: Sequence[KafkaRecord], chunk_size: int) -> Iterator[ParsedBatch]:
+    """Parse `ordered` `chunk_size` records at a time, de-duplicating across the whole sequence.
+
+    Each chunk holds only its own new quotes, dead letters and duplicate count,
+    so a writer can store chunk k while chunk k+1 is being parsed.
+    """
+    seen: set[tuple[str, int]] = set()
+    for begin in range(0, len(ordered), max(chunk_size, 1)):
+        part = ParsedBatch()
+        for record in ordered[begin : begin + chunk_size]:
+            result = parse_record(record)
+            if isinstance(result, DeadLetter):
+                part.dead_letters.append(result)
+                continue
+            key = (result.symbol, result.event_time_ms)
+            if key in seen:
+                part.duplicates_in_batch += 1
+            else:
+                seen.add(key)
+                part.quotes.append(result)
+        yield part
+
+
+def parse_batch(records: Iterable[KafkaRecord]) -> ParsedBatch:
+    """Parse every record, keep the first of each (symbol, event_time) and note the offsets covered.
+
+    The first one wins (lowest partition and offset): a symbol lives in one
+    partition, so that is the earliest sent, the same row `ON CONFLICT DO
+    NOTHING` keeps when the copy arrives in a later batch.
+    """
+    ordered = sort_records(records)
+    out = summarise(ordered)
+    for part in parse_chunks(ordered, len(ordered)):
+        out.absorb(part)
     return out
 
 

@@ -21,10 +21,12 @@ rely on them):
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg2
@@ -171,13 +173,34 @@ class PostgresSink:
 
     def write_batch(self, batch: ParsedBatch, query_id: str, batch_id: int, duration_ms: int | None = None) -> SinkResult:
         """Write one parsed batch in one transaction; a batch already recorded is skipped whole."""
+        summary = dataclasses.replace(batch, quotes=[], dead_letters=[], duplicates_in_batch=0)
+        return self.write_chunks(summary, [batch], query_id, batch_id, duration_ms)
+
+    def write_chunks(
+        self, batch: ParsedBatch, chunks: Iterable[ParsedBatch], query_id: str, batch_id: int, duration_ms: int | None = None
+    ) -> SinkResult:
+        """Write a batch arriving as parsed chunks, in one transaction, overlapping parsing with writing.
+
+        `batch` carries the offsets and counts (`parse.summarise`); each chunk is
+        absorbed into it as it arrives, so on return it holds the whole batch.
+        Chunk k is written by a worker thread (psycopg2 releases the GIL while
+        PostgreSQL works) while the caller's iterator parses chunk k+1.
+        """
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
                 if self._already_committed(cur, batch, query_id, batch_id):
+                    for part in chunks:
+                        batch.absorb(part)
                     logger.info("batch %s of query %s was already committed; skipping its PostgreSQL writes", batch_id, query_id)
                     return SinkResult(0, len(batch.quotes) + batch.duplicates_in_batch, len(batch.dead_letters), 0, True)
-                inserted, candles = self._write_quotes(cur, batch.quotes)
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-sink") as pool:
+                    futures = []
+                    for part in chunks:
+                        batch.absorb(part)
+                        futures.append(pool.submit(self._write_quotes, cur, part.quotes))
+                results = [f.result() for f in futures]  # the first error, if any, is raised here
+                inserted, candles = sum(r[0] for r in results), sum(r[1] for r in results)
                 if batch.dead_letters:
                     execute_values(cur, _DEAD_LETTERS, _dead_letter_rows(batch.dead_letters), template=_DEAD_LETTER_ROW)
                 duplicates = len(batch.quotes) - inserted + batch.duplicates_in_batch
@@ -186,6 +209,18 @@ class PostgresSink:
             self.close()
             raise
         return SinkResult(inserted, duplicates, len(batch.dead_letters), candles, False)
+
+    def record_duration(self, query_id: str, batch_id: int, duration_ms: int) -> None:
+        """Store the batch's whole duration (PostgreSQL and Redis), known only after its transaction."""
+        conn = self.connection()
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE stream_batches SET duration_ms = %s WHERE query_id = %s AND batch_id = %s", (duration_ms, query_id, batch_id)
+                )
+        except psycopg2.Error as e:  # bookkeeping only: the batch itself is committed
+            logger.warning("could not record the duration of batch %s: %s", batch_id, type(e).__name__)
+            self.close()
 
     @staticmethod
     def _already_committed(cur: psycopg2.extensions.cursor, batch: ParsedBatch, query_id: str, batch_id: int) -> bool:
@@ -214,6 +249,7 @@ class PostgresSink:
         cur.copy_expert(_STAGE_COPY, io.StringIO(copy_text(quotes)))
         cur.execute(_INSERT_AND_CANDLES)
         inserted, candles = cur.fetchone()
+        cur.execute("TRUNCATE stream_stage")  # the next chunk of the same transaction starts empty
         return int(inserted), int(candles)
 
     @staticmethod

@@ -12,11 +12,12 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stock_platform.quotes import Quote
-from stock_platform.streaming.parse import ParsedBatch, parse_batch, records_from_pandas
+from stock_platform.streaming.parse import ParsedBatch, parse_chunks, records_from_pandas, sort_records, summarise
 from stock_platform.streaming.pg_sink import PostgresSink, SinkResult
 from stock_platform.streaming.progress import BatchProgress, ProgressReporter
 from stock_platform.streaming.redis_sink import RedisSink, quotes_for_refill
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["BatchProcessor", "read_query_id"]
 
 logger = logging.getLogger(__name__)
+
+# Records parsed per chunk: big enough that a COPY + INSERT is efficient, small enough that
+# parsing chunk k+1 overlaps writing chunk k for most of a batch.
+CHUNK_ROWS = 20_000
 
 
 def read_query_id(checkpoint: Path) -> str:
@@ -60,6 +65,10 @@ class BatchProcessor:
             self._query_id = read_query_id(self.checkpoint)
         return self._query_id
 
+    def use_query_id(self, query_id: str) -> None:
+        """Take the id from the started query (the same one the checkpoint keeps across restarts)."""
+        self._query_id = query_id
+
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         """Process one micro-batch (Spark calls this on the driver)."""
         from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
@@ -68,14 +77,26 @@ class BatchProcessor:
         frame = batch_df.select(
             "key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
         ).toPandas()
-        self.process(parse_batch(records_from_pandas(frame)), int(batch_id), t0)
+        ordered = sort_records(records_from_pandas(frame))
+        batch = summarise(ordered)
+        self.process(batch, int(batch_id), t0, parse_chunks(ordered, CHUNK_ROWS))
 
-    def process(self, batch: ParsedBatch, batch_id: int, t0: float | None = None) -> BatchProgress | None:
-        """Write an already parsed batch and report it; None for an empty batch."""
+    def process(
+        self, batch: ParsedBatch, batch_id: int, t0: float | None = None, chunks: Iterable[ParsedBatch] | None = None
+    ) -> BatchProgress | None:
+        """Write a batch and report it; None for an empty batch.
+
+        Either `batch` is fully parsed (`parse_batch`), or it is a summary
+        (`summarise`) and `chunks` parses it lazily, so the sink overlaps
+        parsing with writing.
+        """
         t0 = time.monotonic() if t0 is None else t0
         if batch.rows_in == 0:
             return None
-        result = self.pg.write_batch(batch, self.query_id, batch_id, int((time.monotonic() - t0) * 1000))
+        if chunks is None:
+            result = self.pg.write_batch(batch, self.query_id, batch_id)
+        else:
+            result = self.pg.write_chunks(batch, chunks, self.query_id, batch_id)
         committed_ms = int(time.time() * 1000)
         redis_ok = self._write_redis(batch, batch_id, result, committed_ms)
         progress = BatchProgress(
@@ -95,6 +116,8 @@ class BatchProcessor:
             replayed=result.replayed,
             committed_ms=committed_ms,
         )
+        if not result.replayed:
+            self.pg.record_duration(self.query_id, batch_id, progress.duration_ms)
         self.reporter.report(progress)
         self.last = progress
         return progress
@@ -108,9 +131,15 @@ class BatchProcessor:
             logger.info("refilling Redis from PostgreSQL with %d quotes", len(refill))
         notice = {"batch_id": batch_id, "inserted": result.inserted, "max_event_time_ms": batch.max_event_ms}
         heartbeat = {
-            "pid": os.getpid(), "query_id": self.query_id, "batch_id": batch_id, "last_batch_ms": committed_ms,
+            **self.heartbeat_fields(), "batch_id": batch_id, "last_batch_ms": committed_ms,
             "rows_in": batch.rows_in, "inserted": result.inserted, "duplicates": result.duplicates,
             "dead_letters": result.dead_letters, "lag_ms": _lag(committed_ms, batch.max_event_ms),
-            "started_ms": self.started_ms,
         }  # fmt: skip
         return self.redis.write_batch(batch.quotes, notice, heartbeat, refill)
+
+    def heartbeat_fields(self) -> dict[str, object]:
+        """The liveness part of the heartbeat (pid, query, start and beat times), refreshed even when idle."""
+        return {
+            "pid": os.getpid(), "query_id": self._query_id or "", "started_ms": self.started_ms,
+            "updated_ms": int(time.time() * 1000), "checkpoint": str(self.checkpoint),
+        }  # fmt: skip

@@ -138,6 +138,19 @@ class RedisSink:
         self.needs_refill = False
         return True
 
+    def beat(self, fields: Mapping[str, object]) -> bool:
+        """Refresh the stream's heartbeat hash (also when idle, so supervisors see a live job); False if Redis failed."""
+        beat = self.keys.heartbeat("stream")
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(beat, mapping={k: str(v) for k, v in fields.items() if v is not None})
+            pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
+            pipe.execute()
+        except (redis.RedisError, OSError):
+            self.needs_refill = True
+            return False
+        return True
+
     def available(self) -> bool:
         """True when Redis answers PING (checked before paying for a refill query)."""
         try:

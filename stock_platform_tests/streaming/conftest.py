@@ -41,7 +41,7 @@ def _enc(d: dict) -> bytes:
 
 
 def invalid_records() -> list[tuple[bytes | None, str]]:
-    """Twelve kinds of bad record, each with a fragment of the reason it must be dead-lettered with."""
+    """Fifteen bad records (thirteen kinds), each with a fragment of the reason it must be dead-lettered with."""
     missing = _valid_dict()
     del missing["price"]
     return [
@@ -59,6 +59,7 @@ def invalid_records() -> list[tuple[bytes | None, str]]:
         (None, "empty message"),
         (_enc(_valid_dict(colour="red")), "unknown field"),
         (_enc([1, 2, 3]), "must be a JSON object"),
+        (_enc(_valid_dict(volume=2**64)), "must be between 0 and"),
     ]
 
 

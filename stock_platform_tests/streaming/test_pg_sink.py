@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stock_platform.streaming.parse import KafkaRecord, parse_batch
-from stock_platform.streaming.pg_sink import PostgresSink
+from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL, PostgresSink
 from stock_platform_tests.streaming.conftest import BASE_MS, expected_prices, fetch, invalid_records, make_quotes, snapshot
 
 pytestmark = pytest.mark.integration
@@ -42,4 +42,27 @@ def test_replayed_and_reread_batches_leave_every_table_unchanged(clean_tables: s
     assert counts == 400
     assert fetch(clean_tables, "SELECT query_id, batch_id, inserted FROM stream_batches ORDER BY 1, 2") == [
         ("query-a", 0, 300), ("query-a", 1, 100), ("query-b", 0, 0)
+    ]
+
+
+def test_chunked_write_equals_the_whole_batch_write(clean_tables: str) -> None:
+    from stock_platform.streaming.parse import parse_chunks, sort_records, summarise
+
+    quotes = make_quotes(500, step_ms=800)
+    # Duplicates far apart, so they fall in other chunks than their first copy; and some bad records.
+    values = [q.to_json() for q in quotes] + [q.to_json() for q in quotes[:60]] + [v for v, _ in invalid_records()]
+    ordered = sort_records(KafkaRecord(v, "quotes", 0, i, BASE_MS) for i, v in enumerate(values))
+    batch = summarise(ordered)
+    sink = PostgresSink(clean_tables)
+    try:
+        result = sink.write_chunks(batch, parse_chunks(ordered, 37), "query-c", 0)
+    finally:
+        sink.close()
+    assert (result.inserted, result.duplicates, result.dead_letters) == (500, 60, len(invalid_records()))
+    assert len(batch.quotes) == 500 and batch.duplicates_in_batch == 60  # the summary absorbed every chunk
+    db = snapshot(clean_tables)
+    assert db["prices"] == expected_prices(quotes)
+    assert db["candles"] == fetch(clean_tables, CANDLE_RECOMPUTE_SQL + " ORDER BY 1, 2")
+    assert fetch(clean_tables, "SELECT rows_in, inserted, duplicates, dead_letters FROM stream_batches") == [
+        (len(values), 500, 60, len(invalid_records()))
     ]

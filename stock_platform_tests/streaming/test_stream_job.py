@@ -93,6 +93,7 @@ def test_redis_gets_latest_ticks_symbols_and_heartbeat_with_ttl(spark, platform_
         assert 0 < r.ttl(keys.ticks(sym)) <= settings.redis_ttl_seconds
     beat = r.hgetall(keys.heartbeat("stream"))
     assert int(beat["rows_in"]) > 0 and beat["query_id"] and 0 < r.ttl(keys.heartbeat("stream")) <= 120
+    assert int(beat["pid"]) > 0 and int(beat["updated_ms"]) >= int(beat["started_ms"]) > 0
     notices = []
     while (m := pubsub.get_message(timeout=1.0)) is not None:
         if m["type"] == "message":
@@ -135,3 +136,40 @@ def test_candles_equal_recomputation_with_ticks_out_of_order_across_batches(spar
     )[0]
     trades_volume = sum(q.volume or 0 for q in ticks if q.day_high is None)
     assert row == (ticks[0].price, ticks[-1].price, len(ticks), trades_volume)
+
+
+def test_spark_side_parsing_agrees_with_the_python_function(spark, platform_settings) -> None:
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from stock_platform.streaming.parse import PARSED_SCHEMA, DeadLetter, KafkaRecord, parse_kafka_frame, parse_record
+
+    settings = platform_settings
+    quotes = make_quotes(40)
+    bad = invalid_records()
+    produce(settings, list(quotes) + [(b"K", v) for v, _ in bad])
+    raw = (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("subscribe", settings.kafka_topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
+    parsed = parse_kafka_frame(raw)
+    assert parsed.schema == PARSED_SCHEMA
+    by_coord = {(r.partition, r.offset): r for r in parsed.collect()}
+    rows = raw.select("key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("ts")).collect()
+    assert len(rows) == len(by_coord) == len(quotes) + len(bad)
+    errors = 0
+    for r in rows:
+        value = None if r.value is None else bytes(r.value)
+        expected = parse_record(KafkaRecord(value, r.topic, r.partition, r.offset, r.ts, bytes(r.key)))
+        got = by_coord[(r.partition, r.offset)]
+        if isinstance(expected, DeadLetter):
+            errors += 1
+            assert got.error == expected.reason and got.symbol is None
+        else:
+            assert got.error is None
+            assert (got.symbol, got.price, got.event_time_ms, got.volume, got.day_high) == (
+                expected.symbol, expected.price, expected.event_time_ms, expected.volume, expected.day_high
+            )
+    assert errors == len(bad)
