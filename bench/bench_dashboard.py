@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         figures = measure(settings, dsn, prefix, symbols, args.runs)
         # Other work on the machine shows up in p95: keep the load beside the figures.
-        load = [figure("load average (1 min) before / after timing", round(load_before, 2), "", round(os.getloadavg()[0], 2))]
+        load = [
+            figure("load average (1 min) before timing", round(load_before, 2), "processes"),
+            figure("load average (1 min) after timing", round(os.getloadavg()[0], 2), "processes"),
+        ]
         figures = [figure("ticks seeded", ticks, "rows"), *load, *figures]
     finally:
         drop_redis(settings, prefix)
