@@ -91,6 +91,12 @@ def test_supervisor_replaces_a_killed_stream_within_90_s(platform_settings: Sett
     # The supervisor launches the stream; it drains the first quotes and beats.
     assert wait_until(lambda: _counts(dsn)[0] == 300, 240, interval=2), f"first quotes not stored: {_counts(dsn)}"
     first_run = _active_stream_runs(instance)[0]
+
+    def progress_materialized() -> bool:
+        records = instance.fetch_materializations(dg.AssetKey("stock_prices"), limit=20).records
+        return any(r.run_id == first_run.run_id and "total_rows_in" in r.asset_materialization.metadata for r in records)
+
+    assert wait_until(progress_materialized, 30, interval=1), "no stock_prices materialisation while the stream runs"
     old_pid = _stream_pid(platform_settings)
     assert old_pid and pid_alive(old_pid)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from stock_platform.orchestration.supervised import PID_TAG, run_supervised, stream_command
+from stock_platform.orchestration.pipes import PID_TAG, run_supervised
+from stock_platform.orchestration.supervised import stream_command
 
 FAKE = str(Path(__file__).with_name("fake_supervised.py"))
 
@@ -16,7 +17,9 @@ class FakeConfig(dg.Config):
 
 @dg.op
 def run_fake(context: dg.OpExecutionContext, config: FakeConfig) -> None:
-    run_supervised(context, "fake", [sys.executable, FAKE, str(config.exit_code)], {})
+    run_supervised(
+        context, "fake", [sys.executable, FAKE, str(config.exit_code)], {}, progress_asset="stock_prices", progress_every_s=0
+    )
 
 
 @dg.job
@@ -34,8 +37,12 @@ def test_progress_and_materialisation_reach_the_run() -> None:
         materializations = [
             r.asset_materialization for r in instance.all_logs(result.run_id) if r.asset_materialization is not None
         ]
-        assert [m.asset_key for m in materializations] == [dg.AssetKey("stock_prices")]
-        assert materializations[0].metadata["total_inserted"].value == 18
+        # One per batch while it runs (running totals), then the process's own on exit.
+        assert [m.asset_key for m in materializations] == [dg.AssetKey("stock_prices")] * 3
+        assert materializations[1].metadata["total_rows_in"].value == 20
+        assert materializations[1].metadata["total_duplicates"].value == 2
+        assert materializations[1].metadata["last_batch_id"].value == 1
+        assert materializations[2].metadata["total_inserted"].value == 18
         assert instance.get_run_by_id(result.run_id).tags[PID_TAG].isdigit()
 
 
