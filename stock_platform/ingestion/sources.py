@@ -19,7 +19,7 @@ from stock_platform.ingestion.day_volume import DayVolume
 from stock_platform.ingestion.pacing import paced
 from stock_platform.ingestion.simulator import SimulatedMarket
 from stock_platform.ingestion.stats import FeedStats
-from stock_platform.ingestion.tape import read_tape, tape_span_ms
+from stock_platform.ingestion.tape import read_tape, read_tape_parallel, tape_span_ms
 from stock_platform.quotes import Quote
 
 __all__ = ["finnhub_quotes", "parse_feeds", "replay_quotes", "simulated_quotes"]
@@ -63,6 +63,8 @@ def replay_quotes(
     if rebase:
         _, last = tape_span_ms(path)
         shift = int(time.time() * 1000) - last if last else 0
+    if not speed or speed <= 0:
+        return paced(read_tape_parallel(path, stats=stats, shift_ms=shift), None, stop)
     return paced(read_tape(path, stats=stats, shift_ms=shift), speed, stop)
 
 

@@ -35,10 +35,10 @@ class FeedStats:
         with self._lock:
             self.failed += count
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str, count: int = 1) -> None:
         """Count a record not published, under its reason (all_zero, unchanged, malformed, invalid)."""
         with self._lock:
-            self.skipped[reason] += 1
+            self.skipped[reason] += count
 
     def event(self, name: str, count: int = 1) -> None:
         """Count something that happened (rate_limited, retry, reconnect, ws_error, ...)."""

@@ -104,3 +104,17 @@ def test_parse_feeds(text: str, expected: set[str]) -> None:
 def test_parse_feeds_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="FINNHUB_FEEDS"):
         parse_feeds("rest,fax")
+
+
+def test_parallel_tape_reader_yields_the_same_quotes_and_counts(tmp_path: Path) -> None:
+    from stock_platform.ingestion.tape import read_tape_parallel
+
+    path = tmp_path / "p.jsonl.gz"
+    market = SimulatedMarket(["AAPL", "MSFT", "NVDA"], seed=5, rate=100, start_ms=START)
+    with TapeWriter(path) as tape:
+        for quote, _ in zip(market, range(12_000), strict=False):
+            tape.write(quote)
+        tape.write(b"not json")
+    stats = FeedStats()
+    assert list(read_tape_parallel(path, stats=stats, shift_ms=5)) == list(read_tape(path, shift_ms=5))
+    assert stats.skipped["invalid"] == 1

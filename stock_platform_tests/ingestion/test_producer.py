@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from kafka.partitioner.default import murmur2
 
 from stock_platform.cli import main as cli_main
 from stock_platform.config import Settings
@@ -51,6 +52,8 @@ def test_records_use_every_partition_one_per_symbol_in_sequence_order(platform_s
     for record in records:
         quote = parse_quote(record.value)
         assert record.key == quote.key and quote.producer_id == "partition-test"
+        # the same partition kafka-python's (and Java's) default partitioner picks for this key
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 3
         partition_of[quote.symbol].add(record.partition)
         assert quote.seq > last_seq[record.partition]  # in sequence order within the partition
         assert quote.event_time_ms > last_time[quote.symbol]
