@@ -48,9 +48,12 @@ WHERE committed_at >= (now() AT TIME ZONE 'UTC') - %(window)s::interval
 GROUP BY 1 ORDER BY 1
 """
 
+# A batch lists only the partitions it read from, so the committed position of each partition is the
+# newest among recent batches. `topic` holds the batch's topics comma-joined.
 _OFFSETS_SQL = """
-SELECT end_offsets, committed_at, batch_id, query_id FROM stream_batches
-WHERE topic = %(topic)s ORDER BY committed_at DESC LIMIT 1
+SELECT end_offsets, committed_at FROM stream_batches
+WHERE %(topic)s = ANY(string_to_array(topic, ','))
+ORDER BY committed_at DESC LIMIT %(batches)s
 """
 
 _DEAD_COUNT_SQL = """
@@ -106,14 +109,18 @@ def parse_offsets(raw: Any, topic: str) -> dict[int, int]:
 
 
 @ttl_cache(CACHE_SECONDS)
-def committed_offsets(dsn: str, topic: str) -> tuple[dict[int, int], Any]:
-    """The offsets the stream job committed with its newest batch on `topic`, and when (None when none)."""
+def committed_offsets(dsn: str, topic: str, batches: int = 200) -> tuple[dict[int, int], Any]:
+    """Partition -> next offset the stream job committed on `topic` (over its last `batches`), and when (None if never)."""
     with pg_cursor(dsn) as cur:
-        cur.execute(_OFFSETS_SQL, {"topic": topic})
-        row = cur.fetchone()
-    if row is None:
+        cur.execute(_OFFSETS_SQL, {"topic": topic, "batches": batches})
+        rows = cur.fetchall()
+    if not rows:
         return {}, None
-    return parse_offsets(row[0], topic), row[1]
+    merged: dict[int, int] = {}
+    for raw, _ in rows:
+        for partition, offset in parse_offsets(raw, topic).items():
+            merged[partition] = max(offset, merged.get(partition, 0))
+    return merged, rows[0][1]
 
 
 @ttl_cache(CACHE_SECONDS)

@@ -50,7 +50,11 @@ def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_setting
     seed_dead_letter(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, "field 'price' must be > 0, got -1.0")
     seed_dead_letter(dash_settings.postgres_dsn, dash_settings.kafka_topic, 2, "not valid JSON: Expecting value")
     _produce(dash_settings, partition=0, count=5)
-    seed_stream_batch(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, {dash_settings.kafka_topic: {"0": 2}})
+    _produce(dash_settings, partition=1, count=4)
+    topic = dash_settings.kafka_topic
+    # The newest batch read only partition 0; partition 1's position comes from the batch before.
+    seed_stream_batch(dash_settings.postgres_dsn, f"{topic},other-topic", 1, {topic: {"0": 1, "1": 4}, "other-topic": {"0": 9}})
+    seed_stream_batch(dash_settings.postgres_dsn, topic, 2, {topic: {"0": 2}})
 
     at = run_page("pipeline", dash_settings)
     assert not at.exception
