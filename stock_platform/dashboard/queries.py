@@ -24,6 +24,7 @@ __all__ = [
     "candles",
     "latest_quotes",
     "latest_ticks",
+    "previous_closes",
     "recent_ticks",
     "symbol_in_database",
 ]
@@ -90,6 +91,18 @@ FROM a JOIN stock_daily_bars b ON b.symbol = %(symbol)s AND b.day > a.last - %(d
 ORDER BY b.day
 """
 
+# When a quote carries no previous close (simulated or replayed data): the last 1-minute close before
+# the day of the symbol's newest candle.
+_PREVIOUS_CLOSE_SQL = """
+SELECT s.symbol, c.close::float8
+FROM unnest(%(symbols)s::text[]) AS s(symbol)
+CROSS JOIN LATERAL (SELECT max(minute) AS last FROM stock_candles_1m WHERE symbol = s.symbol) AS m
+CROSS JOIN LATERAL (
+    SELECT close FROM stock_candles_1m
+    WHERE symbol = s.symbol AND minute < date_trunc('day', m.last) ORDER BY minute DESC LIMIT 1
+) AS c
+"""
+
 _TICKS_SQL = """
 SELECT event_time, price::float8, volume, day_high::float8, day_low::float8, open_price::float8,
        prev_close::float8, source, ingestion_time
@@ -140,6 +153,12 @@ def candles(dsn: str, symbol: str, chart_range: ChartRange) -> tuple[pd.DataFram
         rows = _fetch(dsn, _CANDLES_FROM_TICKS_SQL, params)
         label = f"{_bucket_label(chart_range.bucket)} candles built from raw ticks (no stored candles yet)"
     return _frame(rows, CANDLE_COLUMNS), label
+
+
+@ttl_cache(CACHE_SECONDS)
+def previous_closes(dsn: str, symbols: tuple[str, ...]) -> dict[str, float]:
+    """Each symbol's last close of the previous day from the 1-minute candles (symbols without one are left out)."""
+    return dict(_fetch(dsn, _PREVIOUS_CLOSE_SQL, {"symbols": list(symbols)}))
 
 
 @ttl_cache(CACHE_SECONDS)

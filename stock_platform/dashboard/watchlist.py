@@ -9,7 +9,7 @@ unreachable does loading fail, with `DataUnavailable`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -121,4 +121,16 @@ def load_watchlist(settings: Settings, symbols: tuple[str, ...]) -> Watchlist:
             tiles.append(_hot_tile(hot[symbol]))
         else:
             tiles.append(cold.get(symbol, Tile(symbol=symbol)))
-    return Watchlist(tiles=tiles, warnings=warnings)
+    return Watchlist(tiles=_with_previous_closes(settings, tiles), warnings=warnings)
+
+
+def _with_previous_closes(settings: Settings, tiles: list[Tile]) -> list[Tile]:
+    """Fill a missing previous close from yesterday's last candle (quotes from the simulator carry none)."""
+    missing = tuple(t.symbol for t in tiles if t.price is not None and not t.prev_close)
+    if not missing:
+        return tiles
+    try:
+        closes = queries.previous_closes(settings.postgres_dsn, missing)
+    except DataUnavailable:
+        return tiles  # already reported, or Redis alone is serving: the tile shows no change
+    return [replace(t, prev_close=closes[t.symbol]) if t.symbol in closes and not t.prev_close else t for t in tiles]

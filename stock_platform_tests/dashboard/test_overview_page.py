@@ -88,3 +88,22 @@ def test_invalid_setting_is_named_not_a_traceback(dash_settings, monkeypatch) ->
     at = AppTest.from_string("from stock_platform.dashboard.views import overview\noverview.render()\n").run(timeout=60)
     assert not at.exception
     assert "DASHBOARD_REFRESH_SECONDS" in texts(at.error)
+
+
+def test_missing_previous_close_comes_from_the_previous_days_last_candle(run_page, dash_settings) -> None:
+    from datetime import datetime
+
+    from stock_platform_tests.dashboard.seed import build_candles
+
+    dsn = dash_settings.postgres_dsn
+    insert_ticks(dsn, "MSFT", count=5, end=datetime(2026, 3, 1, 23, 59), start_price=80.0, drift=0.0, prev_close=None)
+    insert_ticks(dsn, "MSFT", count=5, end=datetime(2026, 3, 2, 10, 0), start_price=90.0, drift=0.0, prev_close=None)
+    build_candles(dsn, "MSFT")
+    seed_hot_quote(dash_settings, "MSFT", price=100.0, prev_close=None)
+    seed_hot_quote(dash_settings, "AAPL", price=50.0, prev_close=None)  # no candles at all: no change shown
+    at = run_page("overview", dash_settings)
+    assert not at.exception
+    metrics = _metrics(at)
+    assert metrics["MSFT"] == ("100.00", "+20.00 (+25.00%)")
+    assert metrics["AAPL"] == ("50.00", None)
+    assert "no previous close yet" in texts(at.caption)

@@ -42,7 +42,7 @@ def _tile(tile: Tile) -> None:
             return
         change, pct = tile.change, tile.change_pct
         delta = None if change is None or pct is None else f"{change:+,.2f} ({pct:+.2f}%)"
-        st.metric(tile.symbol, f"{tile.price:,.2f}", delta=delta, help=None if delta else "no previous close known")
+        st.metric(tile.symbol, f"{tile.price:,.2f}", delta=delta)
         if len(tile.points) >= 2:
             rising = None if change is None else change >= 0
             st.plotly_chart(
@@ -52,7 +52,8 @@ def _tile(tile: Tile) -> None:
             )
         else:
             st.caption("no ticks in the last 5 minutes of data")
-        st.caption(f"last tick {format_time(tile.last_tick)} · {tile.source}")
+        no_close = "" if delta else " · no previous close yet"
+        st.caption(f"last tick {format_time(tile.last_tick)} · {tile.source}{no_close}")
 
 
 def _tiles(config: Settings, symbols: tuple[str, ...]) -> None:
