@@ -31,7 +31,8 @@ def paced(quotes: Iterable[Quote], speed: float | None, stop: threading.Event) -
             origin_event, origin_wall = quote.event_time_ms, time.monotonic()
         due = origin_wall + (quote.event_time_ms - origin_event) / 1000.0 / speed
         wait = due - time.monotonic()
-        if wait > 0 and stop.wait(wait):
+        # Sleeping for less than a millisecond costs more than it paces: such quotes go out at once.
+        if wait > 0.001 and stop.wait(wait):
             return
         if stop.is_set():
             return

@@ -49,6 +49,11 @@ def simulated_quotes(
     """
     now_ms = int(time.time() * 1000)
     if rate:
+        if rate / len(symbols) > 1000:
+            logger.warning(
+                "%.0f quotes/s over %d symbols is above one per symbol per millisecond: event times stay unique, "
+                "so the real rate will be lower; add symbols (--symbols-count) for more", rate, len(symbols),
+            )  # fmt: skip
         return paced(SimulatedMarket(symbols, seed, rate, start_ms=now_ms), 1.0, stop)
     sim_rate = _MAX_SPEED_EVENTS_PER_SYMBOL * len(symbols)
     lead_ms = int(expected / sim_rate * 1000) + 1000 if expected else 3_600_000
