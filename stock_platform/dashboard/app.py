@@ -21,7 +21,7 @@ def main() -> None:
 
     st.set_page_config(page_title="stock-platform", page_icon="📈", layout="wide")
     pages = [
-        st.Page(overview.render, title="Market overview", icon="📈", url_path="overview", default=True),
+        st.Page(overview.render, title="Market overview", icon="📈", default=True),  # served at /
         st.Page(symbol.render, title="Symbol view", icon="🕯️", url_path="symbol"),
         st.Page(compare.render, title="Compare", icon="⚖️", url_path="compare"),
         st.Page(pipeline.render, title="Pipeline health", icon="🩺", url_path="health"),

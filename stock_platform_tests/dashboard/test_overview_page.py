@@ -107,3 +107,12 @@ def test_missing_previous_close_comes_from_the_previous_days_last_candle(run_pag
     assert metrics["MSFT"] == ("100.00", "+20.00 (+25.00%)")
     assert metrics["AAPL"] == ("50.00", None)
     assert "no previous close yet" in texts(at.caption)
+
+
+def test_postgres_down_keeps_the_hot_tiles_and_says_so(run_page, dash_settings) -> None:
+    seed_hot_quote(dash_settings, "AAPL", price=110.0, prev_close=100.0)
+    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    at = run_page("overview", down)
+    assert not at.exception
+    assert "PostgreSQL is unavailable" in texts(at.warning)
+    assert _metrics(at)["AAPL"] == ("110.00", "+10.00 (+10.00%)")
