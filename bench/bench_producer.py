@@ -50,7 +50,9 @@ TARGET = 30_000.0
 def _write_tape(path: Path, records: int) -> float:
     """Write `records` simulated quotes (simulated time ending now); returns seconds taken."""
     start = time.perf_counter()
-    market = SimulatedMarket(synthetic_symbols(100), seed=42, rate=20_000, start_ms=int(time.time() * 1000) - records // 20 - 60_000)
+    market = SimulatedMarket(
+        synthetic_symbols(100), seed=42, rate=20_000, start_ms=int(time.time() * 1000) - records // 20 - 60_000
+    )
     with TapeWriter(path) as tape:
         for quote in itertools.islice(market, records):
             tape.write(quote)
@@ -101,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tape: {records:,} quotes written in {tape_seconds:.1f} s ({tape.stat().st_size / 1e6:.1f} MB)", flush=True)
             stats = FeedStats()
             start = time.perf_counter()
-            code = run_produce(settings, ProduceOptions(source="replay", symbols=(), tape=tape, speed=None), threading.Event(), stats)
+            code = run_produce(
+                settings, ProduceOptions(source="replay", symbols=(), tape=tape, speed=None), threading.Event(), stats
+            )
             seconds = time.perf_counter() - start
             if code != 0 or stats.published != records:
                 print(f"replay failed: exit {code}, published {stats.published} of {records}", file=sys.stderr)
@@ -117,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if in_topic != records:
         print(f"topic holds {in_topic} records, expected {records}", file=sys.stderr)
         return 1
-    print(f"replay --speed max: {records:,} quotes in {seconds:.1f} s = {rate:,.0f} quotes/s (all acknowledged, {in_topic:,} in topic)")
+    print(
+        f"replay --speed max: {records:,} quotes in {seconds:.1f} s = {rate:,.0f} quotes/s (all acknowledged, {in_topic:,} in topic)"
+    )
     print(f"baseline (send + flush per record, {sample:,} sampled): {baseline:,.0f} quotes/s")
     print(f"ratio: {rate / baseline:,.1f} x   target >= {TARGET:,.0f} quotes/s: {'met' if rate >= TARGET else 'NOT met'}")
     figures = [
@@ -125,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         figure("replay_seconds", round(seconds, 2), "s", None, None),
         figure("records", records, "quotes", None, None),
     ]
-    command = "python -m bench.bench_producer" + (" --quick" if args.quick else "") + (f" --records {args.records}" if args.records else "")
+    command = (
+        "python -m bench.bench_producer"
+        + (" --quick" if args.quick else "")
+        + (f" --records {args.records}" if args.records else "")
+    )
     load = os.getloadavg()
     print(f"machine load average during the run (1/5 min): {load[0]:.1f} / {load[1]:.1f} on {os.cpu_count()} cores")
     versions = {"confluent-kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],

@@ -33,7 +33,11 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     if source not in {"simulator", "finnhub", "replay"} or len(source_args) > 2 or (len(source_args) == 2 and source != "replay"):
         print("stock-platform produce: --source takes simulator, finnhub, or replay FILE", file=sys.stderr)
         return 2
-    symbols = synthetic_symbols(args.symbols_count) if args.symbols_count else tuple(s.upper() for s in args.symbols or settings.symbols)
+    symbols = (
+        synthetic_symbols(args.symbols_count)
+        if args.symbols_count
+        else tuple(s.upper() for s in args.symbols or settings.symbols)
+    )
     if args.symbols or args.symbols_count:
         import dataclasses
 

@@ -136,6 +136,10 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
     heartbeat.stop(state)
     snapshot = stats.snapshot()
     logger.info(
-        "stopped: sent %d, published %d, skipped %d, failed %d", sent, snapshot["published"], snapshot["skipped"], snapshot["failed"]
+        "stopped: sent %d, published %d, skipped %d, failed %d",
+        sent,
+        snapshot["published"],
+        snapshot["skipped"],
+        snapshot["failed"],
     )
     return code

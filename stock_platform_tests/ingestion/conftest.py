@@ -48,7 +48,9 @@ def read_topic(settings: Settings, expected: int | None = None, idle_s: float = 
         auto_offset_reset="earliest", consumer_timeout_ms=int(idle_s * 1000),
     )  # fmt: skip
     try:
-        partitions = [TopicPartition(settings.kafka_topic, p) for p in sorted(consumer.partitions_for_topic(settings.kafka_topic))]
+        partitions = [
+            TopicPartition(settings.kafka_topic, p) for p in sorted(consumer.partitions_for_topic(settings.kafka_topic))
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[Any] = []

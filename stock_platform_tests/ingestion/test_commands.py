@@ -35,7 +35,9 @@ def test_fake_finnhub_command_feeds_the_produce_command(platform_settings: Setti
         assert fake.stdout is not None
         urls = dict(fake.stdout.readline().strip().split("=", 1) for _ in range(2))
         assert urls["FINNHUB_REST_URL"] == f"http://127.0.0.1:{rest_port}/api/v1"
-        quote = requests.get(f"{urls['FINNHUB_REST_URL']}/quote", params={"symbol": "AAPL", "token": "demo-key"}, timeout=5).json()
+        quote = requests.get(
+            f"{urls['FINNHUB_REST_URL']}/quote", params={"symbol": "AAPL", "token": "demo-key"}, timeout=5
+        ).json()
         assert set(quote) == {"c", "d", "dp", "h", "l", "o", "pc", "t"} and quote["c"] > 0
         env = os.environ | urls | {
             "FINNHUB_API_KEY": "demo-key", "KAFKA_TOPIC": platform_settings.kafka_topic,

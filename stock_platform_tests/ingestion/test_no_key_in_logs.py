@@ -29,7 +29,9 @@ def _produce(settings: Settings, fake: FakeFinnhub, key: str, duration: float) -
     )  # fmt: skip
 
 
-def test_the_key_never_reaches_a_log_line(platform_settings: Settings, fake: FakeFinnhub, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_key_never_reaches_a_log_line(
+    platform_settings: Settings, fake: FakeFinnhub, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     fake.script(
         Scripted(status=500, body="Internal Server Error"), Scripted(drop=True), Scripted(delay=12.0),

@@ -140,7 +140,9 @@ def test_the_poller_stays_under_both_call_limits(finnhub_settings: Settings) -> 
     assert stats.published == len(times)
 
 
-def test_401_stops_with_one_clear_message(finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]) -> None:
+def test_401_stops_with_one_clear_message(
+    finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = dataclasses.replace(finnhub_settings, finnhub_api_key="wrong-key", finnhub_feeds="rest")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))
     err = capsys.readouterr().err.strip().splitlines()
@@ -149,7 +151,9 @@ def test_401_stops_with_one_clear_message(finnhub_settings: Settings, fake: Fake
     assert fake.statuses() == [401]  # it stopped at once instead of retrying
 
 
-def test_403_stops_with_one_clear_message(finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]) -> None:
+def test_403_stops_with_one_clear_message(
+    finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake.script(Scripted(status=403, body='{"error":"You don\'t have access to this resource."}'))
     settings = dataclasses.replace(finnhub_settings, finnhub_feeds="rest")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))

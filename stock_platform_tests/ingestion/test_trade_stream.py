@@ -23,7 +23,10 @@ pytestmark = pytest.mark.integration
 
 
 def _stream(
-    settings: Settings, done: Callable[[FeedStats], bool], timeout: float = 30.0, during: Callable[[FeedStats], None] | None = None,
+    settings: Settings,
+    done: Callable[[FeedStats], bool],
+    timeout: float = 30.0,
+    during: Callable[[FeedStats], None] | None = None,
     **kw: float,
 ) -> tuple[FeedStats, TradeStream]:
     """Run a trade stream publishing to Kafka until `done(stats)`; `during` runs once it is connected."""
@@ -104,7 +107,9 @@ def test_a_silent_connection_is_reopened(finnhub_settings: Settings) -> None:
         assert stats.events["ws_idle"] >= 1 and quiet.ws.connections >= 2
 
 
-def test_a_rejected_key_stops_with_one_clear_message(finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rejected_key_stops_with_one_clear_message(
+    finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = dataclasses.replace(finnhub_settings, finnhub_api_key="not-the-key", finnhub_feeds="ws")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))
     err = capsys.readouterr().err.strip().splitlines()
