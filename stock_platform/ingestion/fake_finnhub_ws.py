@@ -43,6 +43,7 @@ class FakeTradeStream:
         self.connections = 0
         self.refused = 0
         self.subscriptions: list[list[str]] = []  # per connection, every subscribe received, in order
+        self.unsubscribed: list[str] = []  # every unsubscribe received, over all connections
         self.unknown_symbols: frozenset[str] = frozenset()
         self.trades_sent = 0
         self._rng = random.Random(seed)  # noqa: S311 - fake market data
@@ -133,8 +134,10 @@ class FakeTradeStream:
                         received.append(symbol)
                         if symbol not in subscribed and symbol not in self.unknown_symbols:
                             subscribed.append(symbol)
-                    elif message.get("type") == "unsubscribe" and symbol in subscribed:
-                        subscribed.remove(symbol)
+                    elif message.get("type") == "unsubscribe":
+                        self.unsubscribed.append(symbol)
+                        if symbol in subscribed:
+                            subscribed.remove(symbol)
                 except TimeoutError:
                     pass
                 except (ValueError, AttributeError):

@@ -55,6 +55,7 @@ def test_trades_are_published_with_their_volume(finnhub_settings: Settings, fake
     stats, _ = _stream(finnhub_settings, lambda s: s.published >= 20, during=lambda _: fake.ws.script_trades(trades))
     records = values(read_topic(finnhub_settings, expected=stats.published))
     assert len(records) == stats.published >= 20
+    assert wait_until(lambda: fake.ws.unsubscribed == ["AAPL", "MSFT"], 5)  # a clean stop unsubscribes
     assert all(r["source"] == "finnhub-ws" and r["volume"] >= 1 and r["day_high"] is None for r in records)
     at_t = {(r["symbol"], r["price"], r["volume"]) for r in records if r["event_time_ms"] == t}
     assert at_t == {("AAPL", 101.5, 15), ("MSFT", 250.0, 3)}
