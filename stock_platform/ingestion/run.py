@@ -8,6 +8,7 @@ cannot be reached or records could not be delivered.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -87,6 +88,8 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
             feeds = parse_feeds(settings.finnhub_feeds)
         except ValueError as e:
             return _fail(str(e), 2)
+        if options.symbols:
+            settings = dataclasses.replace(settings, symbols=options.symbols)
         quotes = finnhub_quotes(settings, feeds, stats, stop)
         label = f"finnhub:{','.join(sorted(feeds))}"
     elif options.source == "replay":
