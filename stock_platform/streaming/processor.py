@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg2
+
 from stock_platform.quotes import Quote
 from stock_platform.streaming.parse import ParsedBatch, parse_chunks, records_from_pandas, sort_records, summarise
 from stock_platform.streaming.pg_sink import PostgresSink, SinkResult
@@ -127,7 +129,13 @@ class BatchProcessor:
             return False
         refill: list[Quote] = []
         if self.redis.needs_refill and self.redis.available():
-            refill = quotes_for_refill(self.pg.connection(), self.redis.window_ms)
+            try:
+                refill = quotes_for_refill(self.pg.connection(), self.redis.window_ms)
+            except psycopg2.Error as e:  # the batch is committed; the refill waits for the next one
+                logger.warning("could not read the refill from PostgreSQL (%s)", type(e).__name__)
+                self.pg.close()
+                self.redis.beat(self.heartbeat_fields())
+                return False
             logger.info("refilling Redis from PostgreSQL with %d quotes", len(refill))
         notice = {"batch_id": batch_id, "inserted": result.inserted, "max_event_time_ms": batch.max_event_ms}
         heartbeat = {
