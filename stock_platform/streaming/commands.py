@@ -17,6 +17,11 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
     from stock_platform.storage.migrations import MigrationError
     from stock_platform.streaming.job import options_from_args, run_stream
 
+    if args.print_jars:
+        from stock_platform.streaming.job import spark_submit_jars
+
+        print(spark_submit_jars(settings))
+        return 0
     try:
         return run_stream(settings, options_from_args(args, settings))
     except (MigrationError, psycopg2.OperationalError) as e:

@@ -1,8 +1,12 @@
 """The streaming job: Kafka topic -> parse -> PostgreSQL + Redis, until SIGTERM (or the topic is drained).
 
-Run it as `stock-platform stream`, as `python -m stock_platform.streaming.job`
-or with `spark-submit stock_platform/streaming/job.py`; all take the same
-options. It applies pending migrations first, keeps its Kafka offsets in a
+Run it as `stock-platform stream`, as `python -m stock_platform.streaming.job`,
+or with spark-submit, which loads data sources only from `--jars`:
+
+    spark-submit --jars "$(python -m stock_platform.streaming.job --print-jars)" \
+        stock_platform/streaming/job.py [options]
+
+All take the same options. It applies pending migrations first, keeps its Kafka offsets in a
 checkpoint under the data directory, and on SIGTERM or Ctrl-C lets the running
 micro-batch finish before stopping, so a stop never wastes work (and a crash
 never loses any: every write is idempotent, see `pg_sink`).
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from stock_platform.streaming.processor import BatchProcessor
     from stock_platform.streaming.progress import ProgressReporter
 
-__all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "start_query"]
+__all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "spark_submit_jars", "start_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default <data dir>/checkpoints/<topic>)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="back-pressure: records per micro-batch at most")
     parser.add_argument("--no-redis", action="store_true", help="write PostgreSQL only")
+    parser.add_argument("--print-jars", action="store_true",
+                        help="print the Kafka connector jars as spark-submit --jars wants them, and exit")  # fmt: skip
 
 
 def options_from_args(args: argparse.Namespace, settings: Settings) -> StreamOptions:
@@ -199,7 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = load_settings()
+    if args.print_jars:
+        print(spark_submit_jars(settings))
+        return 0
     return run_stream(settings, options_from_args(args, settings))
+
+
+def spark_submit_jars(settings: Settings) -> str:
+    """The connector jars, comma separated: spark-submit loads data sources only from `--jars`."""
+    from stock_platform.runtime.jars import spark_kafka_jars
+
+    return ",".join(str(p) for p in spark_kafka_jars(settings.cache_dir))
 
 
 if __name__ == "__main__":
