@@ -32,8 +32,8 @@ setup(
         # A maintained asyncio WebSocket client and server: Finnhub's trade
         # stream and the fake Finnhub both speak it.
         "websockets>=13",
-        # The quote producer: librdkafka batches, compresses and retries outside the GIL,
-        # about 3x kafka-python's throughput on two cores (bench/bench_producer.py).
+        # The quote producer: librdkafka batches, compresses and retries in C threads outside
+        # the GIL, leaving the Python process free to parse (bench/bench_producer.py compares kafka-python).
         "confluent-kafka>=2.6,<3",
         # dagster-postgres needs SQLAlchemy to drive PostgreSQL through psycopg2: SQLAlchemy 2.1 maps
         # postgresql:// URLs (DAGSTER_POSTGRES_URL) to psycopg 3, under which dagster-postgres's

@@ -9,7 +9,8 @@ producer id and seq, publish keyed by symbol (acks=all, idempotent, batched,
 gzip; confluent-kafka, with parsing in a helper process), then flush until every
 record is acknowledged. The baseline, in the same run against the same broker,
 sends the tape's records one at a time with kafka-python and flushes after each
-(acks=all), measured on a sample and reported as a rate. The machine's load
+(acks=all), measured on a sample and reported as a rate; a second comparison
+replays a sample through kafka-python configured like our producer. The machine's load
 average is recorded beside the figures: the broker shares the two cores.
 The topic's end offsets are checked to hold exactly N records.
 """
@@ -35,11 +36,11 @@ from kafka.admin import KafkaAdminClient
 
 from bench.results_io import figure, write_results
 from stock_platform.config import Settings, load_settings
-from stock_platform.ingestion.producer import encode_quote
+from stock_platform.ingestion.producer import QuoteProducer, encode_quote
 from stock_platform.ingestion.run import ProduceOptions, run_produce
 from stock_platform.ingestion.simulator import SimulatedMarket, synthetic_symbols
 from stock_platform.ingestion.stats import FeedStats
-from stock_platform.ingestion.tape import TapeWriter, read_tape
+from stock_platform.ingestion.tape import TapeWriter, read_tape, read_tape_parallel
 from stock_platform.runtime.kafka_broker import ensure_topic
 
 logger = logging.getLogger("bench.bench_producer")
@@ -82,6 +83,43 @@ def _baseline(settings: Settings, tape: Path, sample: int) -> float:
         producer.close()
 
 
+def _kafka_python_batched(settings: Settings, tape: Path, sample: int) -> float:
+    """Quotes/s of the same replay through kafka-python configured like our producer (the library we replaced)."""
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+        compression_type="gzip", linger_ms=20, batch_size=1_000_000, metrics_enabled=False,
+    )  # fmt: skip
+    try:
+        start = time.perf_counter()
+        for seq, quote in enumerate(itertools.islice(read_tape_parallel(tape), sample), 1):
+            producer.send(settings.kafka_topic, key=quote.key, value=encode_quote(quote, "kafka-python", seq))
+        producer.flush()
+        return sample / (time.perf_counter() - start)
+    finally:
+        producer.close()
+
+
+def _send_only(settings: Settings, tape: Path, sample: int) -> tuple[float, float]:
+    """Quotes/s handing already-parsed quotes to the client until acknowledged: (ours, kafka-python batched)."""
+    quotes = list(itertools.islice(read_tape(tape), sample))
+    ours = QuoteProducer(settings)
+    start = time.perf_counter()
+    for quote in quotes:
+        ours.send(quote)
+    ours.close()
+    ours_rate = sample / (time.perf_counter() - start)
+    theirs = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+        compression_type="gzip", linger_ms=20, batch_size=1_000_000, metrics_enabled=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    for seq, quote in enumerate(quotes, 1):
+        theirs.send(settings.kafka_topic, key=quote.key, value=encode_quote(quote, "kafka-python", seq))
+    theirs.flush()
+    theirs.close()
+    return ours_rate, sample / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print figures beside the baseline, write bench/results/bench_producer.json."""
     parser = argparse.ArgumentParser(prog="python -m bench.bench_producer")
@@ -114,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             rate = records / seconds
             sample = 500 if args.quick else 2_000
             baseline = _baseline(settings, tape, sample)
+            kp_sample = 20_000 if args.quick else 200_000
+            kafka_python = _kafka_python_batched(settings, tape, kp_sample)
+            send_ours, send_kafka_python = _send_only(settings, tape, kp_sample)
     finally:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         admin.delete_topics([settings.kafka_topic])
@@ -125,9 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         f"replay --speed max: {records:,} quotes in {seconds:.1f} s = {rate:,.0f} quotes/s (all acknowledged, {in_topic:,} in topic)"
     )
     print(f"baseline (send + flush per record, {sample:,} sampled): {baseline:,.0f} quotes/s")
+    print(
+        f"kafka-python, batched like ours ({kp_sample:,} sampled): {kafka_python:,.0f} quotes/s; ours is {rate / kafka_python:,.1f} x"
+    )
+    print(
+        f"client only, parsed quotes ({kp_sample:,}): ours {send_ours:,.0f} quotes/s, kafka-python batched "
+        f"{send_kafka_python:,.0f} quotes/s ({send_ours / send_kafka_python:,.1f} x)"
+    )
     print(f"ratio: {rate / baseline:,.1f} x   target >= {TARGET:,.0f} quotes/s: {'met' if rate >= TARGET else 'NOT met'}")
     figures = [
         figure("replay_max_speed", round(rate, 1), "quotes/s", round(baseline, 1), f">= {TARGET:,.0f} quotes/s"),
+        figure("replay_max_speed_vs_kafka_python_batched", round(rate, 1), "quotes/s", round(kafka_python, 1), None),
+        figure("client_send_only_vs_kafka_python_batched", round(send_ours, 1), "quotes/s", round(send_kafka_python, 1), None),
         figure("replay_seconds", round(seconds, 2), "s", None, None),
         figure("records", records, "quotes", None, None),
     ]

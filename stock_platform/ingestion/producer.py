@@ -1,9 +1,9 @@
 """Publish quotes to the `stock-quotes` topic: keyed by symbol, acknowledged by all replicas, nothing lost.
 
 Built on confluent-kafka (librdkafka): batching, gzip compression, retries and
-delivery reports run in C threads outside the GIL, which is what lets one
-process publish tens of thousands of quotes a second on two cores (kafka-python
-manages about a third of that, see bench/bench_producer.py). The producer is
+delivery reports run in C threads outside the GIL, so the Python process spends
+its time parsing and encoding quotes (bench/bench_producer.py compares it with
+kafka-python configured the same way). The producer is
 idempotent (`enable.idempotence`): the broker drops the duplicates that retries
 after a broker restart would otherwise create, and keeps each partition in send
 order. While the broker is down records wait in librdkafka's queue and are

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -151,4 +152,9 @@ def read_tape_parallel(
 
 
 if __name__ == "__main__":
-    _emit(sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.stdout.buffer)
+    try:
+        _emit(sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, sys.stdout.buffer)
+    except BrokenPipeError:
+        # The reader stopped early (a record limit, SIGTERM): not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
