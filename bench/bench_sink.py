@@ -50,7 +50,19 @@ N_SYMBOLS = 50
 MAX_OFFSETS = 100_000
 # Seconds spent inside each variant's write step (summed over batches): the sink alone.
 WRITE_SECONDS: dict[str, float] = {}
-_COLUMNS = ("symbol", "price", "volume", "day_high", "day_low", "open_price", "prev_close", "event_time", "source", "producer_id", "seq")
+_COLUMNS = (
+    "symbol",
+    "price",
+    "volume",
+    "day_high",
+    "day_low",
+    "open_price",
+    "prev_close",
+    "event_time",
+    "source",
+    "producer_id",
+    "seq",
+)
 _INSERT_ONE = (
     "INSERT INTO stock_prices (symbol, price, volume, day_high, day_low, open_price, prev_close, event_time, source, producer_id, seq)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, TIMESTAMP '1970-01-01' + %s * INTERVAL '1 millisecond', %s, %s, %s)"
@@ -69,7 +81,19 @@ CREATE TABLE IF NOT EXISTS bench_bare_copy (
 
 
 def _row(q) -> tuple:  # noqa: ANN001 - a Quote
-    return (q.symbol, q.price, q.volume, q.day_high, q.day_low, q.open_price, q.prev_close, q.event_time_ms, q.source, q.producer_id, q.seq)
+    return (
+        q.symbol,
+        q.price,
+        q.volume,
+        q.day_high,
+        q.day_low,
+        q.open_price,
+        q.prev_close,
+        q.event_time_ms,
+        q.source,
+        q.producer_id,
+        q.seq,
+    )
 
 
 def fill_topic(spark, settings: Settings, rows: int) -> None:  # noqa: ANN001
@@ -96,7 +120,9 @@ def _driver_batch(batch_df):  # noqa: ANN001, ANN202
 
     from stock_platform.streaming.parse import parse_batch, records_from_pandas
 
-    frame = batch_df.select("key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")).toPandas()
+    frame = batch_df.select(
+        "key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
+    ).toPandas()
     return parse_batch(records_from_pandas(frame))
 
 
@@ -219,7 +245,10 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
             F.timestamp_millis("event_time_ms").alias("event_time"), "source", "producer_id", "seq",
         ).persist()  # fmt: skip
         rows.count()  # parse now, so the timed part below is the JDBC write alone
-        timed("jdbc_append", lambda: rows.write.jdbc(jdbc_url, "stock_prices", mode="append", properties={"driver": "org.postgresql.Driver"}))
+        timed(
+            "jdbc_append",
+            lambda: rows.write.jdbc(jdbc_url, "stock_prices", mode="append", properties={"driver": "org.postgresql.Driver"}),
+        )
         rows.unpersist()
 
     return {
@@ -308,15 +337,37 @@ def main(argv: list[str] | None = None) -> int:
         ours = table[ours_name]
         sink_label = label == "sink"
         figures += [
-            figure(f"{label}: {ours_name} vs per_row_insert", ours, "rows/s", table["per_row_insert"], ">= 20x" if sink_label else None),
+            figure(
+                f"{label}: {ours_name} vs per_row_insert",
+                ours,
+                "rows/s",
+                table["per_row_insert"],
+                ">= 20x" if sink_label else None,
+            ),
             figure(f"{label}: {ours_name} vs jdbc_append", ours, "rows/s", table["jdbc_append"], "> 1x" if sink_label else None),
             figure(f"{label}: {ours_name} vs execute_values", ours, "rows/s", table["execute_values"], None),
-            figure(f"{label}: {ours_name} vs bare_copy (unindexed)", ours, "rows/s", table["bare_copy"], ">= 0.5x" if sink_label else None),
+            figure(
+                f"{label}: {ours_name} vs bare_copy (unindexed)",
+                ours,
+                "rows/s",
+                table["bare_copy"],
+                ">= 0.5x" if sink_label else None,
+            ),
         ]
-    figures.append(figure("end-to-end job: parse_only (no write) vs our_batch_path", rates["parse_only"], "rows/s", rates["our_batch_path"], None))
+    figures.append(
+        figure(
+            "end-to-end job: parse_only (no write) vs our_batch_path",
+            rates["parse_only"],
+            "rows/s",
+            rates["our_batch_path"],
+            None,
+        )
+    )
     print()
     for f in figures:
-        print(f"{f['figure']:<58} {f['value']:>10,.0f} vs {f['baseline']:>10,.0f} rows/s  ratio {f['ratio']:6.2f}  target {f['target'] or '-'}")
+        print(
+            f"{f['figure']:<58} {f['value']:>10,.0f} vs {f['baseline']:>10,.0f} rows/s  ratio {f['ratio']:6.2f}  target {f['target'] or '-'}"
+        )
     versions = {
         "python": platform.python_version(), "pyspark": pyspark.__version__, "psycopg2": psycopg2.__version__.split()[0],
         "postgresql": _server_version(base), "rows": str(rows),

@@ -31,8 +31,6 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `stream` command."""
-    parser = subparsers.add_parser(
-        "stream", help="run the stream job until SIGTERM (or drain the topic with --available-now)"
-    )
+    parser = subparsers.add_parser("stream", help="run the stream job until SIGTERM (or drain the topic with --available-now)")
     add_stream_arguments(parser)
     parser.set_defaults(handler=_stream)

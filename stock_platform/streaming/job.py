@@ -57,12 +57,18 @@ class StreamOptions:
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """The job's command-line options (shared by the CLI and the spark-submit entry point)."""
-    parser.add_argument("--trigger-seconds", type=float, default=None, help="micro-batch interval (default SPARK_TRIGGER_SECONDS, 5)")
+    parser.add_argument(
+        "--trigger-seconds", type=float, default=None, help="micro-batch interval (default SPARK_TRIGGER_SECONDS, 5)"
+    )
     parser.add_argument("--starting-offsets", choices=("earliest", "latest"), default="earliest",
                         help="where a NEW checkpoint starts reading (default earliest: nothing is skipped)")  # fmt: skip
     parser.add_argument("--available-now", action="store_true", help="process what the topic holds now, then exit")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint directory (default <data dir>/checkpoints/<topic>)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=None, help="back-pressure: records per micro-batch at most")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="checkpoint directory (default <data dir>/checkpoints/<topic>)"
+    )
+    parser.add_argument(
+        "--max-offsets-per-trigger", type=int, default=None, help="back-pressure: records per micro-batch at most"
+    )
     parser.add_argument("--no-redis", action="store_true", help="write PostgreSQL only")
     parser.add_argument("--print-jars", action="store_true",
                         help="print the Kafka connector jars as spark-submit --jars wants them, and exit")  # fmt: skip
@@ -142,9 +148,7 @@ def _stop_when_idle(query: StreamingQuery, timeout_s: float = 120.0) -> None:
     query.stop()
 
 
-def run_stream(
-    settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True
-) -> int:
+def run_stream(settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True) -> int:
     """Run the job until SIGTERM/SIGINT, or until the topic is drained with `available_now`; exit code.
 
     `spark` lets a caller (tests, a notebook) reuse its session; `handle_signals=False`
@@ -166,7 +170,9 @@ def run_stream(
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda s, _f: (logger.info("signal %s: stopping after the current batch", s), stop.set()))
     reporter = ProgressReporter()
-    redis_sink = RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
+    redis_sink = (
+        RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
+    )
     processor = BatchProcessor(checkpoint_for(settings, options), PostgresSink(settings.postgres_dsn), redis_sink, reporter)
     if redis_sink is not None:
         redis_sink.beat(processor.heartbeat_fields())  # alive before Spark's ~10 s start

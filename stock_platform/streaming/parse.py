@@ -263,7 +263,5 @@ def parse_kafka_frame(kafka_df: DataFrame) -> DataFrame:
     """
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    selected = kafka_df.select(
-        "key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
-    )
+    selected = kafka_df.select("key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms"))
     return selected.mapInPandas(_parse_frames, PARSED_SCHEMA)

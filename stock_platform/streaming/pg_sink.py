@@ -216,7 +216,8 @@ class PostgresSink:
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(
-                    "UPDATE stream_batches SET duration_ms = %s WHERE query_id = %s AND batch_id = %s", (duration_ms, query_id, batch_id)
+                    "UPDATE stream_batches SET duration_ms = %s WHERE query_id = %s AND batch_id = %s",
+                    (duration_ms, query_id, batch_id),
                 )
         except psycopg2.Error as e:  # bookkeeping only: the batch itself is committed
             logger.warning("could not record the duration of batch %s: %s", batch_id, type(e).__name__)
@@ -229,7 +230,9 @@ class PostgresSink:
         Offsets are compared too, so a tampered checkpoint that re-plans a batch
         id over other offsets still goes through the (idempotent) writes.
         """
-        cur.execute("SELECT start_offsets, end_offsets FROM stream_batches WHERE query_id = %s AND batch_id = %s", (query_id, batch_id))
+        cur.execute(
+            "SELECT start_offsets, end_offsets FROM stream_batches WHERE query_id = %s AND batch_id = %s", (query_id, batch_id)
+        )
         row = cur.fetchone()
         if row is None:
             return False

@@ -115,7 +115,11 @@ class RedisSink:
             pipe = self.client.pipeline(transaction=False)
             for symbol, items in by_symbol.items():
                 newest = max(items, key=lambda q: q.event_time_ms)
-                self._latest(keys=[self.keys.latest(symbol)], args=[newest.event_time_ms, self.ttl, *_latest_fields(newest, now_ms)], client=pipe)
+                self._latest(
+                    keys=[self.keys.latest(symbol)],
+                    args=[newest.event_time_ms, self.ttl, *_latest_fields(newest, now_ms)],
+                    client=pipe,
+                )
                 floor = newest.event_time_ms - self.window_ms
                 args: list[object] = [self.window_ms, self.ttl]
                 for q in items:

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["build_spark_session"]
 
 
-def build_spark_session(settings: Settings, app_name: str = "stock-platform", extra_jars: list[str] | None = None) -> SparkSession:
+def build_spark_session(
+    settings: Settings, app_name: str = "stock-platform", extra_jars: list[str] | None = None
+) -> SparkSession:
     """A SparkSession for `settings.spark_master` with spark-sql-kafka on the classpath.
 
     The connector comes from the cache filled once from Maven Central, never

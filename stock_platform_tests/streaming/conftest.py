@@ -104,6 +104,7 @@ def expected_prices(quotes: Iterable[Quote]) -> list[tuple]:
     seen: dict[tuple[str, int], Quote] = {}
     for q in quotes:
         seen.setdefault((q.symbol, q.event_time_ms), q)
+
     def cents(x: float | None) -> float | None:
         return None if x is None else round(x, 2)
 

@@ -60,7 +60,11 @@ def test_schemas_cover_the_contract_and_the_kafka_record() -> None:
     assert set(QUOTE_SCHEMA.fieldNames()) == set(Quote.__dataclass_fields__)
     assert {"value", "topic", "partition", "offset", "timestamp"} <= set(KAFKA_RECORD_SCHEMA.fieldNames())
     assert set(PARSED_SCHEMA.fieldNames()) == set(QUOTE_SCHEMA.fieldNames()) | {
-        "topic", "partition", "offset", "kafka_timestamp_ms", "error"
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp_ms",
+        "error",
     }
 
 

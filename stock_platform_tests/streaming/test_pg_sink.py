@@ -41,7 +41,9 @@ def test_replayed_and_reread_batches_leave_every_table_unchanged(clean_tables: s
     counts = fetch(clean_tables, "SELECT sum(trade_count) FROM stock_candles_1m")[0][0]
     assert counts == 400
     assert fetch(clean_tables, "SELECT query_id, batch_id, inserted FROM stream_batches ORDER BY 1, 2") == [
-        ("query-a", 0, 300), ("query-a", 1, 100), ("query-b", 0, 0)
+        ("query-a", 0, 300),
+        ("query-a", 1, 100),
+        ("query-b", 0, 0),
     ]
 
 

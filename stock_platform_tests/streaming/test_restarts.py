@@ -112,7 +112,7 @@ def test_redis_outage_does_not_stop_postgres_and_redis_is_refilled(platform_sett
         assert wait_until(lambda: r.exists(keys.latest("MSFT")), 30), log.read_text()[-3000:]
 
         for sym in ("AAPL", "MSFT", "NVDA", "BRK.B"):
-            stored = [q for q in quotes[: 2000] + waves[2] if q.symbol == sym]
+            stored = [q for q in quotes[:2000] + waves[2] if q.symbol == sym]
             newest = max(stored, key=lambda q: q.event_time_ms)
             latest = r.hgetall(keys.latest(sym))
             assert int(latest["event_time_ms"]) == newest.event_time_ms and float(latest["price"]) == newest.price

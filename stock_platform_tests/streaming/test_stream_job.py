@@ -108,7 +108,9 @@ def test_redis_gets_latest_ticks_symbols_and_heartbeat_with_ttl(spark, platform_
         assert float(r.hget(keys.latest(sym), "price")) != 1.0
 
 
-def test_candles_equal_recomputation_with_ticks_out_of_order_across_batches(spark, platform_settings, clean_tables, tmp_path) -> None:
+def test_candles_equal_recomputation_with_ticks_out_of_order_across_batches(
+    spark, platform_settings, clean_tables, tmp_path
+) -> None:
     settings = platform_settings
     quotes = make_quotes(1200, step_ms=1_500)  # ~7.5 minutes per symbol: several candles each
     rng = random.Random(7)
@@ -127,7 +129,10 @@ def test_candles_equal_recomputation_with_ticks_out_of_order_across_batches(spar
     # Spot-check one candle by hand: open/close are the first/last by event time, not arrival.
     sym = quotes[0].symbol
     minute_ms = (BASE_MS // 60_000 + 2) * 60_000
-    ticks = sorted((q for q in quotes if q.symbol == sym and minute_ms <= q.event_time_ms < minute_ms + 60_000), key=lambda q: q.event_time_ms)
+    ticks = sorted(
+        (q for q in quotes if q.symbol == sym and minute_ms <= q.event_time_ms < minute_ms + 60_000),
+        key=lambda q: q.event_time_ms,
+    )
     row = fetch(
         settings.postgres_dsn,
         "SELECT open::float8, close::float8, trade_count, volume FROM stock_candles_1m"
@@ -170,6 +175,10 @@ def test_spark_side_parsing_agrees_with_the_python_function(spark, platform_sett
         else:
             assert got.error is None
             assert (got.symbol, got.price, got.event_time_ms, got.volume, got.day_high) == (
-                expected.symbol, expected.price, expected.event_time_ms, expected.volume, expected.day_high
+                expected.symbol,
+                expected.price,
+                expected.event_time_ms,
+                expected.volume,
+                expected.day_high,
             )
     assert errors == len(bad)
