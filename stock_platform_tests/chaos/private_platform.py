@@ -1,0 +1,111 @@
+"""A whole private platform for one test: own data dir, own free ports, driven by the real `stock-platform` command.
+
+Same approach as `runtime/test_platform_up_down.py`: `platform up` with a
+scrubbed environment that names fresh ports, so the shared services on the
+default ports (and every other engineer's test) are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from stock_platform.config import Settings, load_settings
+from stock_platform.runtime.apps import MARKER
+from stock_platform.runtime.postgres import cluster_root
+
+__all__ = ["PrivatePlatform", "free_ports"]
+
+_SCRUBBED = ("POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_")
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class PrivatePlatform:
+    """One platform under `data_dir` on free ports; `cli(...)` runs `stock-platform ...` against it."""
+
+    def __init__(self, data_dir: Path, cache_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        pg, rd, kafka, controller, dagster, dashboard = free_ports(6)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED) and k != MARKER}
+        self.env.update(
+            {
+                "STOCK_DATA_DIR": str(data_dir),
+                "STOCK_CACHE_DIR": str(cache_dir),
+                "POSTGRES_PORT": str(pg),
+                "REDIS_PORT": str(rd),
+                "KAFKA_PORT": str(kafka),
+                "KAFKA_CONTROLLER_PORT": str(controller),
+                "DAGSTER_PORT": str(dagster),
+                "DASHBOARD_PORT": str(dashboard),
+                **(extra_env or {}),
+            }
+        )
+        with pytest.MonkeyPatch.context() as mp:
+            for key in [k for k in os.environ if k.startswith(_SCRUBBED)]:
+                mp.delenv(key)
+            for key, value in self.env.items():
+                mp.setenv(key, value)
+            self.settings: Settings = load_settings()
+        self.logs = data_dir / "logs"
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run `stock-platform <args>` with this platform's environment, as an operator would."""
+        return subprocess.run(
+            [sys.executable, "-m", "stock_platform.cli", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def up(self) -> None:
+        """`stock-platform platform up`; raises with the command's stderr if it fails."""
+        done = self.cli("platform", "up")
+        if done.returncode != 0:
+            raise RuntimeError(f"platform up failed: {done.stderr[-3000:]}")
+
+    def down(self) -> None:
+        """`stock-platform platform down`, then remove the PostgreSQL cluster if it lives outside the data dir."""
+        try:
+            self.cli("platform", "down", timeout=300)
+        finally:
+            root = cluster_root(self.settings.data_dir)
+            if not root.is_relative_to(self.settings.data_dir):
+                shutil.rmtree(root.parent, ignore_errors=True)
+
+    def connect(self, dsn: str | None = None) -> psycopg2.extensions.connection:
+        """A new autocommit connection to the platform database (or `dsn`)."""
+        conn = psycopg2.connect(dsn or self.settings.postgres_dsn, connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
+    def query(self, sql: str, params: tuple = (), dsn: str | None = None) -> list[tuple]:
+        """All rows of one query, in a fresh connection (so a restarted server is no problem)."""
+        conn = self.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def log_tails(self, chars: int = 1500) -> str:
+        """The end of every app and service log, for a failure message."""
+        parts = []
+        for log in sorted(self.logs.glob("*.log")):
+            parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts)

@@ -1,0 +1,116 @@
+"""Chaos: while simulated quotes (1 % invalid) flow, SIGKILL each part of a private platform in turn; nothing is lost or doubled.
+
+A whole platform (`stock-platform platform up` on free ports, its own data
+dir) runs with Dagster supervising the producer and the Spark job. The test
+sends a known set of quotes phase by phase; in each phase after the baseline
+it SIGKILLs one part mid-flow: the Spark stream job, the producer (both brought
+back by Dagster's supervisor sensors), the Kafka broker, PostgreSQL, Redis
+(`stock-platform services up`) and the Dagster daemon (`platform up`). Then it
+stops the producers, waits until the stream has committed the topic's end
+offsets, and closes the books (see `ledger`).
+
+Size: CHAOS_QUOTES (default 5,000: the short form `make test` runs; `make chaos`
+sets 100,000), CHAOS_FAULTS (comma-separated, default all six), CHAOS_RATE
+(records/s while a phase sends), CHAOS_OUTAGE_S (how long a killed service stays
+down), CHAOS_RECOVERY_TIMEOUT_S. A run of 100,000 or more writes
+bench/results/chaos.json.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from stock_platform.config import Settings
+from stock_platform.runtime.faults import PARTS, part_pids
+from stock_platform.runtime.processes import stop_pid
+from stock_platform_tests.chaos.faults_run import FaultResult, batches_since, inject, wait_for
+from stock_platform_tests.chaos.injector import Injector, Phase, plan_phases
+from stock_platform_tests.chaos.ledger import caught_up, close_books, end_offsets, read_topic
+from stock_platform_tests.chaos.private_platform import PrivatePlatform
+from stock_platform_tests.chaos.report import render_table, write_chaos_results
+
+QUOTES = int(os.environ.get("CHAOS_QUOTES") or 5000)
+FAULTS = tuple(f.strip() for f in (os.environ.get("CHAOS_FAULTS") or ",".join(PARTS)).split(",") if f.strip())
+RATE = float(os.environ.get("CHAOS_RATE") or max(100.0, QUOTES / 250))
+OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S") or 5)
+RECOVERY_TIMEOUT_S = float(os.environ.get("CHAOS_RECOVERY_TIMEOUT_S") or 300)
+FULL_RUN = QUOTES >= 100_000
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
+
+
+def _run_phases(platform: PrivatePlatform, phases: list[Phase], injector: Injector) -> tuple[dict[int, FaultResult], set[str]]:
+    """Each phase sends its records; a fault phase kills its part once ~30 % are out and waits for recovery."""
+    results: dict[int, FaultResult] = {}
+    killed_producers: set[str] = set()
+    for phase in phases:
+        injector.go(phase.index)
+        if phase.fault:
+            wait_for(lambda p=phase: p.sent >= 0.3 * len(p.records) or p.done.is_set(), 300, 0.2, "phase under way")
+            result = inject(platform, phase.fault, OUTAGE_S, RECOVERY_TIMEOUT_S)
+            results[phase.index] = result
+            print(
+                f"[chaos] {phase.name}: killed {result.killed}, recovered in {result.recovery_s} s ({result.notes})", flush=True
+            )
+            if phase.fault == "producer":
+                killed_producers |= {f"{os.uname().nodename}-{pid}" for pid in result.killed}
+        wait_for(lambda p=phase: p.done.is_set() or injector.error is not None, 900, what=f"phase {phase.name} acknowledged")
+        if injector.error is not None:
+            injector.join(1)
+    return results, killed_producers
+
+
+def _quiesce(platform: PrivatePlatform) -> None:
+    """Stop the daemon (so no supervisor relaunches anything), then every producer with SIGTERM (it flushes first)."""
+    settings = platform.settings
+    for pid in part_pids(settings, "dagster-daemon"):
+        stop_pid(pid, timeout=60, group=False)
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 15:  # a run the daemon dequeued just before stopping may still start one
+        for pid in part_pids(settings, "producer"):
+            stop_pid(pid, timeout=90, group=False)
+            quiet_since = time.monotonic()
+        time.sleep(1)
+
+
+@pytest.mark.timeout(int(1800 + QUOTES / RATE * 2 + 400 * len(FAULTS)))
+def test_every_fault_heals_and_the_tables_hold_exactly_what_was_produced(tmp_path: Path, base_settings: Settings) -> None:
+    platform = PrivatePlatform(tmp_path / "data", base_settings.cache_dir, {"SIMULATOR_QUOTES_PER_SECOND": "20"})
+    phases = plan_phases(QUOTES, FAULTS)
+    injector = Injector(platform.settings, phases, RATE)
+    settings = platform.settings
+    try:
+        platform.up()
+        wait_for(lambda: batches_since(platform, datetime(1970, 1, 1)) > 0, 420, 2, "the first stream batch")
+        injector.start()
+        results, killed_producers = _run_phases(platform, phases, injector)
+        injector.join(120)
+        _quiesce(platform)
+        ends = end_offsets(settings.kafka_bootstrap_servers, settings.kafka_topic)
+        wait_for(lambda: caught_up(platform, ends), 900, 2, f"the stream to commit the topic's end offsets {ends}")
+        books = close_books(
+            platform, phases, read_topic(settings.kafka_bootstrap_servers, settings.kafka_topic), killed_producers
+        )
+    except BaseException:
+        print(platform.log_tails())
+        raise
+    finally:
+        injector.stop()
+        platform.down()
+
+    print(f"\nchaos: {QUOTES:,} injected records at {RATE:.0f}/s, faults: {', '.join(FAULTS)}")
+    print(render_table(phases, results, books), flush=True)
+    if FULL_RUN:
+        path = write_chaos_results(phases, results, books, f"CHAOS_QUOTES={QUOTES} pytest -m chaos stock_platform_tests/chaos")
+        print(f"written {path}")
+    assert not books.failures, books.failures
+    assert {p.name: books.phases[p.index].lost for p in phases} == {p.name: 0 for p in phases}
+    assert {p.name: books.phases[p.index].duplicated for p in phases} == {p.name: 0 for p in phases}
+    assert {p.name: books.phases[p.index].kafka_dups for p in phases} == {p.name: 0 for p in phases}
+    assert books.totals["injected valid"] + books.totals["injected invalid"] == QUOTES
+    assert set(results) == {p.index for p in phases if p.fault}
