@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import random
 
 import pytest
@@ -182,3 +183,25 @@ def test_spark_side_parsing_agrees_with_the_python_function(spark, platform_sett
                 expected.day_high,
             )
     assert errors == len(bad)
+
+
+def test_batch_rerun_from_the_checkpoint_changes_nothing(spark, platform_settings, clean_tables, tmp_path, caplog) -> None:
+    # A crash after the PostgreSQL commit but before Spark's: the checkpoint has offsets for the
+    # last batch and no commit, so the restart runs that batch again (and Spark 4.1 then hits
+    # SPARK-55271, which the job survives by restarting its query).
+    settings = platform_settings
+    produce(settings, make_quotes(300) + [(b"K", v) for v, _ in invalid_records()])
+    checkpoint = tmp_path / "cp"
+    _drain(spark, settings, checkpoint, max_offsets=100)
+    before = snapshot(settings.postgres_dsn)
+    batches_before = fetch(settings.postgres_dsn, "SELECT batch_id, inserted FROM stream_batches ORDER BY 1")
+    last = max(int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
+    (checkpoint / "commits" / str(last)).unlink()
+    (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
+
+    with caplog.at_level(logging.INFO, logger="stock_platform.streaming.pg_sink"):
+        _drain(spark, settings, checkpoint, max_offsets=100)
+    assert f"batch {last} of query" in caplog.text and "already committed" in caplog.text
+    assert snapshot(settings.postgres_dsn) == before
+    assert fetch(settings.postgres_dsn, "SELECT batch_id, inserted FROM stream_batches ORDER BY 1") == batches_before
+    assert (checkpoint / "commits" / str(last)).exists()
