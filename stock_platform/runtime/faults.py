@@ -22,12 +22,14 @@ from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.processes import pid_alive, read_pid, wait_until
 from stock_platform.runtime.redis_server import RedisServer
 
-__all__ = ["PARTS", "Proc", "kill_part", "marked_processes", "part_pids", "recovery_command"]
+__all__ = ["EXTRA_PARTS", "PARTS", "Proc", "kill_part", "marked_processes", "part_pids", "recovery_command"]
 
 logger = logging.getLogger(__name__)
 
 # Every part the chaos suite kills, in the order it kills them.
 PARTS = ("stream", "producer", "kafka", "postgres", "redis", "dagster-daemon")
+# Parts that can also be killed: the stream job's Spark JVM alone (its Python driver is left to notice).
+EXTRA_PARTS = ("spark-jvm",)
 # `stock-platform <command>` of a supervised component, as it appears in the process's argv.
 _CLI_COMMANDS = {"stream": "stream", "producer": "produce"}
 
@@ -96,6 +98,10 @@ def part_pids(settings: Settings, part: str) -> list[int]:
     """The live processes that make up `part` of this platform (empty when it is down)."""
     if part in _CLI_COMMANDS:
         return _supervised_pids(settings, part)
+    if part == "spark-jvm":
+        driver = set(_supervised_pids(settings, "stream"))
+        procs = {p.pid: p for p in marked_processes(settings)}
+        return sorted(pid for pid in driver if pid in procs and Path(procs[pid].argv[0]).name == "java")
     if part == "kafka":
         pid = read_pid(KafkaBroker(settings).pid_file)
     elif part == "postgres":
@@ -128,7 +134,7 @@ def kill_part(settings: Settings, part: str, timeout: float = 15.0) -> list[int]
 
 def recovery_command(part: str) -> list[str] | None:
     """The `stock-platform` arguments an operator runs to bring `part` back, or None when Dagster's supervisors do it."""
-    if part in _CLI_COMMANDS:
+    if part in _CLI_COMMANDS or part == "spark-jvm":
         return None
     if part in {"kafka", "postgres", "redis"}:
         return ["services", "up"]

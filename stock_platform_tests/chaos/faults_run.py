@@ -83,7 +83,7 @@ def _stream_wrote_redis_since(platform: PrivatePlatform, since_ms: int) -> bool:
 
 def _healthy(platform: PrivatePlatform, part: str, killed: list[int], daemon_before: str | None) -> bool:
     settings = platform.settings
-    if part in {"stream", "producer"}:
+    if part in {"stream", "producer", "spark-jvm"}:
         pids = part_pids(settings, part)
         return bool(pids) and not set(pids) & set(killed)
     if part == "kafka":
