@@ -101,6 +101,7 @@ class Settings:
     data_dir: Path = Path(".stock-data")  # STOCK_DATA_DIR
     cache_dir: Path = Path.home() / ".cache" / "stock-platform"  # STOCK_CACHE_DIR
     dagster_port: int = 3000  # DAGSTER_PORT
+    dagster_url: str = "http://127.0.0.1:3000"  # DAGSTER_URL (where the dashboard finds Dagster's GraphQL)
     dagster_postgres_url: str = "postgresql://stock@127.0.0.1:5432/dagster"  # DAGSTER_POSTGRES_URL (Dagster's own storage)
     dashboard_port: int = 8501  # DASHBOARD_PORT
     dashboard_refresh_seconds: float = 5.0  # DASHBOARD_REFRESH_SECONDS
@@ -188,6 +189,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         cache_dir=Path(_env_str("STOCK_CACHE_DIR", str(d.cache_dir))).expanduser().resolve(),
         dagster_port=_env_int("DAGSTER_PORT", d.dagster_port),
+        dagster_url=_env_str("DAGSTER_URL", f"http://127.0.0.1:{_env_int('DAGSTER_PORT', d.dagster_port)}").rstrip("/"),
         dagster_postgres_url=_env_str("DAGSTER_POSTGRES_URL", f"postgresql://stock@127.0.0.1:{postgres_port}/dagster"),
         dashboard_port=_env_int("DASHBOARD_PORT", d.dashboard_port),
         dashboard_refresh_seconds=_env_float("DASHBOARD_REFRESH_SECONDS", d.dashboard_refresh_seconds),

@@ -162,16 +162,16 @@ _RUNS_QUERY = "{ runsOrError(limit: 5) { __typename ... on Runs { results { runI
 
 
 @ttl_cache(5.0)
-def dagster_runs(port: int) -> tuple[list[dict], str]:
+def dagster_runs(url: str) -> tuple[list[dict], str]:
     """The five newest Dagster runs from its GraphQL API, or ([], why not) when Dagster is not reachable."""
     import requests
 
     try:
-        reply = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": _RUNS_QUERY}, timeout=1.5)
+        reply = requests.post(f"{url}/graphql", json={"query": _RUNS_QUERY}, timeout=1.5)
         reply.raise_for_status()
         runs = reply.json()["data"]["runsOrError"].get("results")
     except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as e:
-        return [], f"Dagster not reachable on port {port} ({type(e).__name__})"
+        return [], f"Dagster not reachable at {url} ({type(e).__name__})"
     if runs is None:
         return [], "Dagster answered without a run list"
     return runs, ""

@@ -110,7 +110,7 @@ def _dead_letters(config: Settings) -> None:
 
 def _dagster(config: Settings) -> None:
     st.subheader("Dagster runs")
-    runs, error = dagster_runs(config.dagster_port)
+    runs, error = dagster_runs(config.dagster_url)
     if error:
         st.caption(error)
     elif not runs:
