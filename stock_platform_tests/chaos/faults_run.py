@@ -110,6 +110,7 @@ def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float
     """Kill `part`, keep it down `outage_s` (services), recover it the platform's way, and time the recovery."""
     daemon_before = sensor_daemon_id(platform) if part == "dagster-daemon" else None
     wait_for(lambda: part_pids(platform.settings, part), 120, what=f"{part} running before the fault")
+    supervised_before = {name: set(part_pids(platform.settings, name)) for name in ("stream", "producer")}
     t0 = time.monotonic()
     killed = kill_part(platform.settings, part)
     command = recovery_command(part)
@@ -132,4 +133,7 @@ def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float
         lambda: batches_since(platform, healthy_at) > 0 and _part_works(platform, part, healthy_ms),
         remaining(), what=f"quotes flowing again after {part} recovered",
     )  # fmt: skip
+    for name, before in supervised_before.items():
+        if name != part and part != "spark-jvm" and before and not before & set(part_pids(platform.settings, name)):
+            notes.append(f"{name} was restarted too")
     return FaultResult(part, killed, round(time.monotonic() - t0, 1), recovered_by, notes)

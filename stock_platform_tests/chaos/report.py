@@ -23,7 +23,7 @@ def render_table(phases: list[Phase], results: dict[int, FaultResult], books: Bo
         count = books.phases[phase.index]
         result = results.get(phase.index)
         recovery = f"{result.recovery_s:.1f}" if result else "-"
-        how = result.recovered_by if result else "(no fault)"
+        how = f"{result.recovered_by}; {', '.join(result.notes)}" if result else "(no fault)"
         lines.append(
             f"{phase.name:<16}{recovery:>11}{count.lost:>7}{count.duplicated:>12}{count.kafka_dups:>12}{count.unacked_at_kill:>9}  {how}"
         )
