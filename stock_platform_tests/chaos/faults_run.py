@@ -106,13 +106,46 @@ def _part_works(platform: PrivatePlatform, part: str, since_ms: int) -> bool:
     return True
 
 
+def replayed_batches(platform: PrivatePlatform) -> int:
+    """Batches the stream job found already committed in PostgreSQL and skipped (a re-run after a kill), per its logs."""
+    logs = (platform.settings.data_dir / "dagster" / "storage").glob("*/compute_logs/*.err")
+    return sum(log.read_text(errors="replace").count("was already committed; skipping") for log in logs)
+
+
+def _await_fresh_commit(platform: PrivatePlatform, timeout: float = 120) -> None:
+    """Return the moment a new stream batch commits in PostgreSQL: a kill now most likely lands before Spark's own
+    checkpoint commit, the window in which a restarted job re-runs a batch that is already in the tables."""
+    conn = platform.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM stream_batches")
+            before = cur.fetchone()[0]
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM stream_batches")
+                if cur.fetchone()[0] > before:
+                    return
+                time.sleep(0.005)
+    finally:
+        conn.close()
+    raise TimeoutError(f"no stream batch committed within {timeout:.0f} s")
+
+
 def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float) -> FaultResult:
-    """Kill `part`, keep it down `outage_s` (services), recover it the platform's way, and time the recovery."""
+    """Kill `part`, keep it down `outage_s` (services), recover it the platform's way, and time the recovery.
+
+    The stream job is killed right after a batch commits in PostgreSQL (see `_await_fresh_commit`);
+    everything else whenever the test gets there, mid-flow.
+    """
     daemon_before = sensor_daemon_id(platform) if part == "dagster-daemon" else None
     wait_for(lambda: part_pids(platform.settings, part), 120, what=f"{part} running before the fault")
     supervised_before = {name: set(part_pids(platform.settings, name)) for name in ("stream", "producer")}
+    replays_before = replayed_batches(platform)
+    pids = part_pids(platform.settings, part)
+    if part == "stream":
+        _await_fresh_commit(platform)
     t0 = time.monotonic()
-    killed = kill_part(platform.settings, part)
+    killed = kill_part(platform.settings, part, pids=pids)
     command = recovery_command(part)
     recovered_by = "Dagster supervisor sensor"
     notes: list[str] = []
@@ -133,6 +166,9 @@ def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float
         lambda: batches_since(platform, healthy_at) > 0 and _part_works(platform, part, healthy_ms),
         remaining(), what=f"quotes flowing again after {part} recovered",
     )  # fmt: skip
+    replays = replayed_batches(platform) - replays_before
+    if replays:
+        notes.append(f"{replays} already-committed batch(es) re-run and skipped")
     for name, before in supervised_before.items():
         if name != part and part != "spark-jvm" and before and not before & set(part_pids(platform.settings, name)):
             notes.append(f"{name} was restarted too")
