@@ -49,9 +49,10 @@ bench: install
 	$(BIN)/stock-platform services up
 	$(BIN)/python -m bench
 
+# The full fault-injection run: 100,000 quotes, all six faults (make test runs a short form).
 chaos: install
 	$(BIN)/stock-platform services up
-	$(BIN)/pytest -m chaos $(PYTEST_ARGS)
+	CHAOS_QUOTES=$${CHAOS_QUOTES:-100000} $(BIN)/pytest -m chaos -s -p no:cacheprovider $(PYTEST_ARGS) stock_platform_tests/chaos
 
 clean: down
 	rm -rf $(STOCK_DATA_DIR)

@@ -70,14 +70,15 @@ def _stream_ready(settings: Settings, trigger: float) -> subprocess.Popen:
     return stream
 
 
-def throughput(base: Settings, duration: float) -> tuple[float, float, float]:
-    """(quotes/s produced, quotes/s ingested, lag slope over the last 30 s in records/s)."""
+def throughput(base: Settings, duration: float, rate: float | None = None) -> tuple[float, float, float]:
+    """(quotes/s produced, quotes/s ingested, lag slope over the last 30 s in records/s); rate None = max."""
     with sandbox(base, "e2e_tput") as settings:
         stream = _stream_ready(settings, 1.0)
         conn = psycopg2.connect(settings.postgres_dsn)
         conn.autocommit = True
         rows0, t0 = _rows(conn), time.monotonic()
-        producer = _start(settings, "produce", "--rate", "max", "--duration", str(duration), "--symbols-count", "100")
+        rate_arg = "max" if rate is None else str(int(rate))
+        producer = _start(settings, "produce", "--rate", rate_arg, "--duration", str(duration), "--symbols-count", "100")
         samples: list[tuple[float, int, int]] = []
         while producer.poll() is None:
             total, lag = kafka_lag(settings, conn)
@@ -162,13 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     base = load_settings()
     services_up(base)
     produced, ingested, slope = throughput(base, duration)
+    # Then hold the producer at 90 % of what the pipeline ingested: is that rate sustained with a flat lag?
+    _, sustained, sustained_slope = throughput(base, duration, rate=0.9 * ingested)
     naive = naive_baseline(base, duration)
     runs = {"5 s": latency(base, 5.0, duration), "1 s": latency(base, 1.0, duration)}
     runs["30 s"] = latency(base, 30.0, max(duration, 90.0) if not args.quick else 60.0)
     figures = [
-        figure("sustained throughput, ingested", ingested, "quotes/s", naive, ">= 20,000 quotes/s"),
-        figure("producer rate during the run", produced, "quotes/s"),
-        figure("Kafka lag slope, last 30 s", slope, "records/s", None, "flat (|slope| small vs throughput)"),
+        figure("sustained throughput at 90 % of max, ingested", sustained, "quotes/s", naive, ">= 20,000 quotes/s"),
+        figure("Kafka lag slope at that rate, last 30 s", sustained_slope, "records/s", None, "flat: |slope| << throughput"),
+        figure("max ingest, producer flat out", ingested, "quotes/s", naive),
+        figure("producer rate when flat out", produced, "quotes/s"),
+        figure("Kafka lag slope when flat out, last 30 s", slope, "records/s"),
     ]
     for trigger, lat in runs.items():
         for sink in ("postgres", "redis"):
