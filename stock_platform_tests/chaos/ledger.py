@@ -66,12 +66,12 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def read_topic(bootstrap: str, topic: str) -> list[KafkaRecord]:
-    """Every record of `topic`, from the first offset to the current end, as the stream job sees them."""
+def read_topic(bootstrap: str, topic: str, until: dict[int, int]) -> list[KafkaRecord]:
+    """Every record of `topic` from the first offset up to `until` (partition -> end offset), as the stream job sees them."""
     consumer = _consumer(bootstrap)
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(tps)
+        tps = [TopicPartition(topic, p) for p in sorted(until)]
+        ends = {tp: until[tp.partition] for tp in tps}
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         out: list[KafkaRecord] = []

@@ -71,11 +71,21 @@ def _quiesce(platform: PrivatePlatform) -> None:
     for pid in part_pids(settings, "dagster-daemon"):
         stop_pid(pid, timeout=60, group=False)
     quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 15:  # a run the daemon dequeued just before stopping may still start one
+    while time.monotonic() - quiet_since < 20:  # a run the daemon dequeued just before stopping may still start one
         for pid in part_pids(settings, "producer"):
             stop_pid(pid, timeout=90, group=False)
             quiet_since = time.monotonic()
         time.sleep(1)
+
+
+def _drained(platform: PrivatePlatform) -> dict[int, int]:
+    """Wait until the stream has committed the topic's end offsets, and they did not move meanwhile; return them."""
+    settings = platform.settings
+    while True:
+        ends = end_offsets(settings.kafka_bootstrap_servers, settings.kafka_topic)
+        wait_for(lambda e=ends: caught_up(platform, e), 900, 2, f"the stream to commit the topic's end offsets {ends}")
+        if end_offsets(settings.kafka_bootstrap_servers, settings.kafka_topic) == ends:
+            return ends
 
 
 @pytest.mark.timeout(int(1800 + QUOTES / RATE * 2 + 400 * len(FAULTS)))
@@ -91,10 +101,9 @@ def test_every_fault_heals_and_the_tables_hold_exactly_what_was_produced(tmp_pat
         results, killed_producers = _run_phases(platform, phases, injector)
         injector.join(120)
         _quiesce(platform)
-        ends = end_offsets(settings.kafka_bootstrap_servers, settings.kafka_topic)
-        wait_for(lambda: caught_up(platform, ends), 900, 2, f"the stream to commit the topic's end offsets {ends}")
+        ends = _drained(platform)
         books = close_books(
-            platform, phases, read_topic(settings.kafka_bootstrap_servers, settings.kafka_topic), killed_producers
+            platform, phases, read_topic(settings.kafka_bootstrap_servers, settings.kafka_topic, ends), killed_producers
         )
     except BaseException:
         print(platform.log_tails())
