@@ -25,7 +25,7 @@ from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.processes import pid_alive, read_pid, start_detached, stop_pid, wait_until
 from stock_platform.runtime.services import services_env
 
-__all__ = ["App", "apps_down", "apps_status", "apps_up", "platform_apps", "repo_root"]
+__all__ = ["MARKER", "App", "apps_down", "apps_status", "apps_up", "marked_pids", "platform_apps", "repo_root"]
 
 logger = logging.getLogger(__name__)
 MARKER = "STOCK_PLATFORM_APP"
@@ -130,9 +130,9 @@ def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float =
     return out
 
 
-def _marked_pids(settings: Settings) -> list[int]:
-    """Processes carrying our marker for this data dir (run workers and Spark included)."""
-    wanted = f"{MARKER}={settings.data_dir}".encode()
+def marked_pids(data_dir: Path) -> list[int]:
+    """Processes (other than this one) carrying the marker of the platform in `data_dir`: run workers and Spark too."""
+    wanted = f"{MARKER}={data_dir}".encode()
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -152,7 +152,7 @@ def apps_down(settings: Settings) -> list[str]:
         if stop_pid(read_pid(app.pid_file(settings)), timeout=30):
             stopped.append(app.name)
         app.pid_file(settings).unlink(missing_ok=True)
-    stragglers = _marked_pids(settings)
+    stragglers = marked_pids(settings.data_dir)
     for pid in stragglers:
         try:
             os.kill(pid, signal.SIGTERM)

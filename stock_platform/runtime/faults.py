@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stock_platform.config import Settings
-from stock_platform.runtime.apps import MARKER, platform_apps
+from stock_platform.runtime.apps import marked_pids, platform_apps
 from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.processes import pid_alive, read_pid, wait_until
@@ -57,20 +57,7 @@ def _read_proc(pid: int) -> Proc | None:
 
 def marked_processes(settings: Settings) -> list[Proc]:
     """Live processes carrying this platform's marker: Dagster, its run workers, producer, stream and Spark."""
-    wanted = f"{MARKER}={settings.data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-        except OSError:
-            continue
-        proc = _read_proc(int(entry.name))
-        if proc is not None:
-            found.append(proc)
-    return found
+    return [proc for pid in marked_pids(settings.data_dir) if (proc := _read_proc(pid)) is not None]
 
 
 def _is_cli(proc: Proc, command: str) -> bool:

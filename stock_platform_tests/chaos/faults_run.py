@@ -22,7 +22,7 @@ from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.storage.redis_keys import RedisKeys
-from stock_platform_tests.chaos.private_platform import PrivatePlatform
+from stock_platform_tests.private_platform import PrivatePlatform
 
 __all__ = ["FaultResult", "inject", "sensor_daemon_id", "wait_for"]
 

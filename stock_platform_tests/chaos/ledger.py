@@ -22,7 +22,7 @@ from stock_platform.quotes import Quote
 from stock_platform.streaming.parse import DeadLetter, KafkaRecord, parse_record
 from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL
 from stock_platform_tests.chaos.injector import Phase
-from stock_platform_tests.chaos.private_platform import PrivatePlatform
+from stock_platform_tests.private_platform import PrivatePlatform
 
 __all__ = ["Books", "PhaseCount", "caught_up", "close_books", "end_offsets", "read_topic"]
 

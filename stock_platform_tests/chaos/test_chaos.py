@@ -31,8 +31,8 @@ from stock_platform.runtime.processes import stop_pid
 from stock_platform_tests.chaos.faults_run import FaultResult, batches_since, inject, wait_for
 from stock_platform_tests.chaos.injector import Injector, Phase, plan_phases
 from stock_platform_tests.chaos.ledger import caught_up, close_books, end_offsets, read_topic
-from stock_platform_tests.chaos.private_platform import PrivatePlatform
 from stock_platform_tests.chaos.report import render_table, write_chaos_results
+from stock_platform_tests.private_platform import PrivatePlatform
 
 QUOTES = int(os.environ.get("CHAOS_QUOTES") or 5000)
 FAULTS = tuple(f.strip() for f in (os.environ.get("CHAOS_FAULTS") or ",".join(PARTS)).split(",") if f.strip())

@@ -1,8 +1,8 @@
 """A whole private platform for one test: own data dir, own free ports, driven by the real `stock-platform` command.
 
-Same approach as `runtime/test_platform_up_down.py`: `platform up` with a
-scrubbed environment that names fresh ports, so the shared services on the
-default ports (and every other engineer's test) are never touched.
+`platform up` runs with a scrubbed environment that names fresh ports, so
+the services on the default ports (a running `make up`, other test sessions)
+are never touched. Used by the platform up/down test and the chaos suite.
 """
 
 from __future__ import annotations
