@@ -106,6 +106,8 @@ class KafkaBroker:
 
     def healthy(self) -> bool:
         """True when the broker answers a metadata request."""
+        if not port_open(self.port):  # spares kafka-python's connection-refused errors while the broker boots
+            return False
         try:
             admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000)
             try:
