@@ -33,10 +33,13 @@ TICK_WINDOW_MS = 5 * 60 * 1000
 HEARTBEAT_TTL_SECONDS = 120
 
 # KEYS[1] latest hash; ARGV[1] event_time_ms, ARGV[2] ttl, ARGV[3..] field/value pairs.
+# Day-level fields (day_high, day_low, open_price, prev_close) come only with quote snapshots; a trade that
+# follows keeps the last snapshot's, so the watchlist can still show the change against the previous close.
+# `volume` describes the record itself (trade size or day total), so it is replaced or removed.
 _LATEST_LUA = """
 local current = redis.call('HGET', KEYS[1], 'event_time_ms')
 if (not current) or tonumber(current) < tonumber(ARGV[1]) then
-    redis.call('DEL', KEYS[1])
+    redis.call('HDEL', KEYS[1], 'volume')
     redis.call('HSET', KEYS[1], unpack(ARGV, 3))
     redis.call('EXPIRE', KEYS[1], ARGV[2])
     return 1
