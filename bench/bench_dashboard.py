@@ -26,7 +26,7 @@ import psycopg2
 import redis
 from psycopg2 import sql
 
-from bench.results_io import figure, write_results
+from bench.results_io import figure, postgres_version, write_results
 from stock_platform.config import Settings, load_settings
 from stock_platform.dashboard import health_queries, queries
 from stock_platform.dashboard.connections import pg_cursor, reset_connections
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg2 as pg
     import redis as redis_py
 
-    versions = {"postgresql": _server_version(settings), "redis-py": redis_py.__version__, "psycopg2": pg.__version__,
+    versions = {"postgresql": postgres_version(settings.postgres_dsn), "redis-py": redis_py.__version__, "psycopg2": pg.__version__,
                 "pandas": pandas.__version__}  # fmt: skip
     command = "python -m bench.bench_dashboard" + " ".join(["", *(argv if argv is not None else sys.argv[1:])]).rstrip()
     path = write_results(NAME, figures, versions, command)
@@ -306,16 +306,6 @@ def _count_ticks(dsn: str) -> int:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM stock_prices")
             return int(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _server_version(settings: Settings) -> str:
-    conn = psycopg2.connect(settings.postgres_dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()[0])
     finally:
         conn.close()
 

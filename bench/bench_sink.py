@@ -38,7 +38,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from bench.results_io import figure, write_results
+from bench.results_io import figure, postgres_version, write_results
 from stock_platform.config import Settings, load_settings
 from stock_platform.storage.migrations import apply_migrations
 from stock_platform.storage.postgres import connect
@@ -370,21 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     versions = {
         "python": platform.python_version(), "pyspark": pyspark.__version__, "psycopg2": psycopg2.__version__.split()[0],
-        "postgresql": _server_version(base), "rows": str(rows),
+        "postgresql": postgres_version(base.postgres_dsn), "rows": str(rows),
     }  # fmt: skip
     path = write_results("bench_sink", figures, versions, "python -m bench.bench_sink" + (" --quick" if args.quick else ""))
     print(f"wrote {path}")
     return 0
-
-
-def _server_version(settings: Settings) -> str:
-    conn = psycopg2.connect(settings.postgres_dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version")
-            return str(cur.fetchone()[0])
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RESULTS_DIR", "figure", "write_results"]
+__all__ = ["RESULTS_DIR", "figure", "postgres_version", "write_results"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -36,3 +36,16 @@ def write_results(name: str, figures: list[dict[str, Any]], versions: dict[str, 
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def postgres_version(dsn: str) -> str:
+    """The server version behind `dsn`, for the results' `versions`."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version")
+            return str(cur.fetchone()[0])
+    finally:
+        conn.close()
