@@ -8,8 +8,6 @@ setup(
     description="Real-time stock market data platform: Finnhub -> Kafka -> Spark -> PostgreSQL/Redis -> Streamlit, run by Dagster.",
     python_requires=">=3.11,<3.13",
     packages=find_packages(exclude=["stock_platform_tests", "stock_platform_tests.*"]),
-    include_package_data=True,
-    package_data={"stock_platform": ["runtime/*.xml", "runtime/*.properties"]},
     install_requires=[
         # The dagster family must move together: unpinned, pip picks a 2021
         # dagster-postgres that fails to import.

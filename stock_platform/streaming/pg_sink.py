@@ -50,6 +50,17 @@ _STAGE_COPY = (
     "COPY stream_stage (symbol, price, volume, day_high, day_low, open_price, prev_close,"
     " event_time_ms, source, producer_id, seq) FROM STDIN"
 )
+# What a 1-minute candle is, over any set of ticks ({source}): open/close by event time, volume of trades only
+# (snapshots carry the day's running total), every tick counted. The sink applies it to the rows a batch just
+# inserted, the recomputation to all of stock_prices; the test and the Dagster check compare the two.
+_CANDLES_FROM = """
+SELECT symbol, date_trunc('minute', event_time) AS minute,
+       (array_agg(price ORDER BY event_time))[1] AS open, max(price) AS high, min(price) AS low,
+       (array_agg(price ORDER BY event_time DESC))[1] AS close,
+       coalesce(sum(volume) FILTER (WHERE day_high IS NULL), 0) AS volume,
+       count(*)::INTEGER AS trade_count, min(event_time) AS first_event_time, max(event_time) AS last_event_time
+FROM {source} GROUP BY 1, 2
+"""
 # Event times become naive UTC TIMESTAMPs (the seed's column type) by exact integer arithmetic.
 _INSERT_AND_CANDLES = """
 WITH ins AS (
@@ -62,12 +73,7 @@ WITH ins AS (
     ON CONFLICT (symbol, event_time) DO NOTHING
     RETURNING symbol, price, volume, day_high, event_time
 ), agg AS (
-    SELECT symbol, date_trunc('minute', event_time) AS minute,
-           (array_agg(price ORDER BY event_time))[1] AS open, max(price) AS high, min(price) AS low,
-           (array_agg(price ORDER BY event_time DESC))[1] AS close,
-           coalesce(sum(volume) FILTER (WHERE day_high IS NULL), 0) AS volume,
-           count(*)::INTEGER AS trade_count, min(event_time) AS first_event_time, max(event_time) AS last_event_time
-    FROM ins GROUP BY 1, 2
+    {candles}
 ), up AS (
     INSERT INTO stock_candles_1m AS c (symbol, minute, open, high, low, close, volume, trade_count,
                                        first_event_time, last_event_time)
@@ -84,16 +90,9 @@ WITH ins AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)
-"""
+""".replace("{candles}", _CANDLES_FROM.format(source="ins").strip())
 # The candles as they must be, recomputed from stock_prices alone (used by tests and data-quality checks).
-CANDLE_RECOMPUTE_SQL = """
-SELECT symbol, date_trunc('minute', event_time) AS minute,
-       (array_agg(price ORDER BY event_time))[1] AS open, max(price) AS high, min(price) AS low,
-       (array_agg(price ORDER BY event_time DESC))[1] AS close,
-       coalesce(sum(volume) FILTER (WHERE day_high IS NULL), 0) AS volume,
-       count(*)::INTEGER AS trade_count, min(event_time) AS first_event_time, max(event_time) AS last_event_time
-FROM stock_prices GROUP BY 1, 2
-"""
+CANDLE_RECOMPUTE_SQL = _CANDLES_FROM.format(source="stock_prices")
 _DEAD_LETTERS = """
 INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, kafka_timestamp, message_key, raw_payload, reason)
 VALUES %s ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING
