@@ -33,9 +33,8 @@ down: install
 status: install
 	$(BIN)/stock-platform platform status
 
-test: install
+test: install lint
 	$(BIN)/stock-platform services up
-	$(BIN)/ruff check stock_platform stock_platform_tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install

@@ -73,9 +73,7 @@ def clean_tables(session_database: str) -> Iterator[str]:
     """The session database with every data table emptied before the test."""
     conn = psycopg2.connect(session_database)
     with conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        )
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")
         tables = [r[0] for r in cur.fetchall()]
         if tables:
             cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables))))

@@ -29,7 +29,9 @@ def test_round_trip() -> None:
 
 
 def test_optional_fields_may_be_absent_or_null() -> None:
-    quote = parse_quote(json.dumps(_record(volume=None, day_high=..., day_low=..., open_price=None, prev_close=...)), now_ms=NOW_MS)
+    quote = parse_quote(
+        json.dumps(_record(volume=None, day_high=..., day_low=..., open_price=None, prev_close=...)), now_ms=NOW_MS
+    )
     assert quote.volume is None and quote.day_high is None
 
 
@@ -44,7 +46,10 @@ def test_optional_fields_may_be_absent_or_null() -> None:
         (json.dumps(_record(price="189.5")), "field 'price' must be a number"),
         (json.dumps(_record(price=0)), "field 'price' must be > 0"),
         (json.dumps(_record(price=-3.2)), "field 'price' must be > 0"),
-        ('{"v":1,"symbol":"AAPL","price":NaN,"event_time_ms":1789999999000,"source":"simulator","producer_id":"p","seq":1}', "must be finite"),
+        (
+            '{"v":1,"symbol":"AAPL","price":NaN,"event_time_ms":1789999999000,"source":"simulator","producer_id":"p","seq":1}',
+            "must be finite",
+        ),
         (json.dumps(_record(day_high=180.0, day_low=181.0)), "day_high 180.0 is below day_low 181.0"),
         (json.dumps(_record(event_time_ms=NOW_MS + 2 * 3600 * 1000)), "more than 1 h in the future"),
         (json.dumps(_record(event_time_ms=600_000_000_000)), "before 1990"),

@@ -18,7 +18,21 @@ json_values = st.recursive(
     max_leaves=12,
 )
 field_names = st.sampled_from(
-    ["v", "symbol", "price", "volume", "day_high", "day_low", "open_price", "prev_close", "event_time_ms", "source", "producer_id", "seq", "x"]
+    [
+        "v",
+        "symbol",
+        "price",
+        "volume",
+        "day_high",
+        "day_low",
+        "open_price",
+        "prev_close",
+        "event_time_ms",
+        "source",
+        "producer_id",
+        "seq",
+        "x",
+    ]
 )
 
 
@@ -55,6 +69,8 @@ def test_any_json_object_parses_or_is_rejected_with_a_reason(data: dict) -> None
     volume=st.none() | st.integers(min_value=0, max_value=2**62),
     source=st.sampled_from(sorted(SOURCES)),
 )
-def test_every_valid_quote_round_trips(symbol: str, price: float, event_time_ms: int, seq: int, volume: int | None, source: str) -> None:
+def test_every_valid_quote_round_trips(
+    symbol: str, price: float, event_time_ms: int, seq: int, volume: int | None, source: str
+) -> None:
     quote = Quote(symbol=symbol, price=price, event_time_ms=event_time_ms, source=source, producer_id="p", seq=seq, volume=volume)
     assert parse_quote(quote.to_json(), now_ms=NOW_MS) == quote

@@ -21,6 +21,7 @@ from stock_platform.runtime.processes import pid_alive
 __all__ = [
     "ACTIVE_STATUSES",
     "HEARTBEAT_STALE_SECONDS",
+    "OWN_END_GRACE_SECONDS",
     "ActiveRun",
     "STARTUP_GRACE_SECONDS",
     "Decision",
@@ -42,6 +43,9 @@ ACTIVE_STATUSES = [
 STARTUP_GRACE_SECONDS = 180.0
 # A heartbeat that carries `updated_ms` (the producer refreshes it every 5 s) is stale after this long.
 HEARTBEAT_STALE_SECONDS = 60.0
+# A run whose process died normally fails by itself within a second or two (its worker sees the exit);
+# the supervisor waits this long for that before terminating it, so a crash is recorded as a failure.
+OWN_END_GRACE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Decision:
     launch: bool
     reason: str
     terminate_run_ids: tuple[str, ...] = ()
+    # True when the stale run's process is gone: its worker should fail the run itself, so wait for that first.
+    may_end_by_itself: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def decide(
     if alive:
         return Decision(False, f"{name} is active and {beat}")
     if run.pid is not None and not pid_alive(run.pid):
-        return Decision(True, f"{name}'s process (pid {run.pid}) is gone ({beat}): replacing the run", stale)
+        return Decision(True, f"{name}'s process (pid {run.pid}) is gone ({beat}): replacing the run", stale, True)
     if run.pid is not None and beat_pid == run.pid:
         # Its own process is alive but no longer refreshes its heartbeat: hung.
         return Decision(True, f"{name}'s process (pid {run.pid}) is alive but {beat}: replacing the run", stale)
@@ -124,12 +130,40 @@ def _active_runs(instance: dg.DagsterInstance, component: str) -> list[ActiveRun
     return out
 
 
+def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, within_seconds: float) -> bool:
+    """Whether the run leaves the active statuses within `within_seconds` without being terminated."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status not in ACTIVE_STATUSES:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def _stop_stale_run(context: dg.SensorEvaluationContext, run_id: str, grace_seconds: float) -> None:
+    """Let a run whose process is gone fail by itself; otherwise terminate it (or mark it failed if unreachable).
+
+    Terminating a run whose worker is already failing it would record the crash as a cancellation,
+    and the failure sensor would never see it.
+    """
+    if grace_seconds > 0 and _ended_by_itself(context.instance, run_id, grace_seconds):
+        context.log.info(f"stale run {run_id} ended by itself")
+        return
+    context.log.warning(f"terminating stale run {run_id}")
+    if not context.instance.run_launcher.terminate(run_id):
+        # The worker is gone or unreachable: mark the run failed so the replacement can leave the queue.
+        context.instance.report_run_failed(context.instance.get_run_by_id(run_id))
+
+
 def build_supervisor_sensor(
     name: str,
     job: dg.JobDefinition,
     component: str,
     interval_seconds: int = 10,
     startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
+    own_end_grace_seconds: float = OWN_END_GRACE_SECONDS,
 ) -> dg.SensorDefinition:
     """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat."""
 
@@ -146,11 +180,9 @@ def build_supervisor_sensor(
         context.log.info(decision.reason)
         if not decision.launch:
             return dg.SkipReason(decision.reason)
+        grace = own_end_grace_seconds if decision.may_end_by_itself else 0.0
         for run_id in decision.terminate_run_ids:
-            context.log.warning(f"terminating stale run {run_id}")
-            if not context.instance.run_launcher.terminate(run_id):
-                # The worker is gone or unreachable: mark the run failed so the replacement can leave the queue.
-                context.instance.report_run_failed(context.instance.get_run_by_id(run_id))
+            _stop_stale_run(context, run_id, grace)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(tags={SUPERVISED_TAG: component, "stock_platform/reason": decision.reason[:200]})]
         )

@@ -31,7 +31,9 @@ log4j.logger.org.apache.kafka.storage=WARN
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
     """Create `topic` with `partitions` partitions if missing (idempotent), or grow it to that count."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=int(timeout_s * 1000))
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=int(timeout_s * 1000)
+    )
     try:
         try:
             admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
@@ -125,7 +127,11 @@ class KafkaBroker:
         if not self.running():
             for port in (self.port, self.settings.kafka_controller_port):
                 if port_open(port):
-                    raise ServiceError(self.name, f"port {port} is taken by another program", hint="set KAFKA_PORT (and KAFKA_CONTROLLER_PORT) to free ports")
+                    raise ServiceError(
+                        self.name,
+                        f"port {port} is taken by another program",
+                        hint="set KAFKA_PORT (and KAFKA_CONTROLLER_PORT) to free ports",
+                    )
             self._write_config()
             self._format_storage()
             argv = self._java("kafka.Kafka", str(self.root / "server.properties"), heap="768m")

@@ -92,7 +92,9 @@ class PostgresServer:
             ensure_commands([("/usr/lib/postgresql/no-server", "postgresql")])
         bin_dir = _bin_dir()
         if bin_dir is None:
-            raise ServiceError(self.name, "no PostgreSQL server binaries under /usr/lib/postgresql", hint="apt-get install postgresql")
+            raise ServiceError(
+                self.name, "no PostgreSQL server binaries under /usr/lib/postgresql", hint="apt-get install postgresql"
+            )
         return bin_dir
 
     def _init_cluster(self, bin_dir: Path) -> None:
@@ -105,7 +107,10 @@ class PostgresServer:
         if (self.pgdata / "PG_VERSION").exists():
             return
         logger.info("initialising PostgreSQL cluster in %s", self.pgdata)
-        self._run([str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"], "initdb")
+        self._run(
+            [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"],
+            "initdb",
+        )
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write(_SERVER_CONF)
 
@@ -117,7 +122,9 @@ class PostgresServer:
     def healthy(self) -> bool:
         """True when the server accepts a query."""
         try:
-            with psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2) as conn:
+            with psycopg2.connect(
+                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
+            ) as conn:
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
             return True
@@ -130,9 +137,26 @@ class PostgresServer:
         self._init_cluster(bin_dir)
         if not self.running():
             if port_open(self.port):
-                raise ServiceError(self.name, f"port {self.port} is taken by another program", hint="set POSTGRES_PORT to a free port")
+                raise ServiceError(
+                    self.name, f"port {self.port} is taken by another program", hint="set POSTGRES_PORT to a free port"
+                )
             opts = f"-p {self.port} -k {self.socket_dir}"
-            self._run([str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", opts, "-w", "-t", "60", "start"], "pg_ctl start")
+            self._run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                "pg_ctl start",
+            )
         if not wait_until(self.healthy, 60):
             raise ServiceError(self.name, f"not answering on 127.0.0.1:{self.port} after 60 s", self.log_file)
         self._bootstrap()

@@ -47,7 +47,9 @@ class RedisServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if not self.running():
             if port_open(self.port):
-                raise ServiceError(self.name, f"port {self.port} is taken by another program", hint="set REDIS_PORT to a free port")
+                raise ServiceError(
+                    self.name, f"port {self.port} is taken by another program", hint="set REDIS_PORT to a free port"
+                )
             argv = [
                 "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
                 "--daemonize", "yes", "--pidfile", str(self.pid_file), "--logfile", str(self.log_file),

@@ -8,6 +8,7 @@ still beats (skip: never two at once).
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -52,9 +53,10 @@ def test_decide_replaces_a_stale_run() -> None:
     dead = _dead_pid()
     decision = decide("stream", [ActiveRun("abcdef123456", started, pid=dead)], {"pid": str(dead)}, now=1000.0)
     assert decision.launch and decision.terminate_run_ids == ("abcdef123456",) and "is gone" in decision.reason
+    assert decision.may_end_by_itself, "a run whose process died is given the chance to fail by itself"
     # A run whose process never appeared is replaced only after the grace period.
     never = decide("stream", [ActiveRun("abcdef123456", started)], None, now=1000.0)
-    assert never.launch and "never started its process" in never.reason
+    assert never.launch and "never started its process" in never.reason and not never.may_end_by_itself
 
 
 def test_decide_lets_a_replacement_start_despite_the_old_heartbeat() -> None:
@@ -147,7 +149,9 @@ def test_sensor_running_skips_with_reason(redis_resource: RedisResource) -> None
 
 @pytest.mark.integration
 def test_sensor_stale_heartbeat_replaces_the_run(redis_resource: RedisResource) -> None:
-    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream", startup_grace_seconds=0)
+    sensor = build_supervisor_sensor(
+        "streaming_supervisor", streaming_job, "stream", startup_grace_seconds=0, own_end_grace_seconds=0.5
+    )
     dead = _dead_pid()
     _beat(redis_resource, dead)
     with dg.instance_for_test() as instance:
@@ -156,6 +160,24 @@ def test_sensor_stale_heartbeat_replaces_the_run(redis_resource: RedisResource) 
         assert len(result.run_requests) == 1 and "is gone" in result.run_requests[0].tags["stock_platform/reason"]
         # The stale run no longer counts as active, so the replacement is not held behind it.
         assert instance.get_run_by_id(stale.run_id).status not in {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING}
+
+
+@pytest.mark.integration
+def test_sensor_lets_a_crashed_run_fail_by_itself(redis_resource: RedisResource) -> None:
+    """A run whose worker reports the crash while the sensor waits stays FAILURE (not CANCELED), so it is recorded."""
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream", own_end_grace_seconds=15)
+    dead = _dead_pid()
+    _beat(redis_resource, dead)
+    with dg.instance_for_test() as instance:
+        crashed = _started_run(instance, pid=dead)
+        worker = threading.Timer(1.0, instance.report_run_failed, args=(crashed,))
+        worker.start()
+        try:
+            result = _evaluate(sensor, instance, redis_resource)
+        finally:
+            worker.join()
+        assert len(result.run_requests) == 1
+        assert instance.get_run_by_id(crashed.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 @pytest.mark.integration

@@ -42,5 +42,11 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         down = platform.cli("platform", "down", timeout=300)
     assert down.returncode == 0, down.stderr[-3000:]
     assert wait_until(lambda: not marked_pids(settings.data_dir), 30), f"left running: {marked_pids(settings.data_dir)}"
-    for port in (settings.postgres_port, settings.redis_port, settings.kafka_port, settings.dagster_port, settings.dashboard_port):
+    for port in (
+        settings.postgres_port,
+        settings.redis_port,
+        settings.kafka_port,
+        settings.dagster_port,
+        settings.dashboard_port,
+    ):
         assert not port_open(port), f"port {port} still open after down"
