@@ -130,9 +130,8 @@ def _active_runs(instance: dg.DagsterInstance, component: str) -> list[ActiveRun
     return out
 
 
-def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, within_seconds: float) -> bool:
-    """Whether the run leaves the active statuses within `within_seconds` without being terminated."""
-    deadline = time.monotonic() + within_seconds
+def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, deadline: float) -> bool:
+    """Whether the run leaves the active statuses before `deadline` (monotonic) without being terminated."""
     while True:
         run = instance.get_run_by_id(run_id)
         if run is None or run.status not in ACTIVE_STATUSES:
@@ -142,13 +141,13 @@ def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, within_seconds: 
         time.sleep(0.5)
 
 
-def _stop_stale_run(context: dg.SensorEvaluationContext, run_id: str, grace_seconds: float) -> None:
+def _stop_stale_run(context: dg.SensorEvaluationContext, run_id: str, deadline: float | None) -> None:
     """Let a run whose process is gone fail by itself; otherwise terminate it (or mark it failed if unreachable).
 
     Terminating a run whose worker is already failing it would record the crash as a cancellation,
     and the failure sensor would never see it.
     """
-    if grace_seconds > 0 and _ended_by_itself(context.instance, run_id, grace_seconds):
+    if deadline is not None and _ended_by_itself(context.instance, run_id, deadline):
         context.log.info(f"stale run {run_id} ended by itself")
         return
     context.log.warning(f"terminating stale run {run_id}")
@@ -180,9 +179,10 @@ def build_supervisor_sensor(
         context.log.info(decision.reason)
         if not decision.launch:
             return dg.SkipReason(decision.reason)
-        grace = own_end_grace_seconds if decision.may_end_by_itself else 0.0
+        # One deadline for all stale runs, so the tick stays well inside the sensor's evaluation timeout.
+        deadline = time.monotonic() + own_end_grace_seconds if decision.may_end_by_itself else None
         for run_id in decision.terminate_run_ids:
-            _stop_stale_run(context, run_id, grace)
+            _stop_stale_run(context, run_id, deadline)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(tags={SUPERVISED_TAG: component, "stock_platform/reason": decision.reason[:200]})]
         )

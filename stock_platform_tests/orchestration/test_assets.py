@@ -1,5 +1,7 @@
 """Assets materialised against the real PostgreSQL (and Kafka for the topic): tables, compaction, checks."""
 
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -7,6 +9,7 @@ from typing import Any
 import dagster as dg
 import psycopg2
 import pytest
+import redis
 from kafka import KafkaProducer
 
 from stock_platform.config import Settings
@@ -17,7 +20,7 @@ from stock_platform.orchestration.assets import (
     stock_prices,
     stock_quotes_topic,
 )
-from stock_platform.orchestration.checks import all_checks
+from stock_platform.orchestration.checks import FRESHNESS_SECONDS, all_checks
 from stock_platform.orchestration.daily import stock_daily_bars
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
 
@@ -219,3 +222,45 @@ def test_topic_observation_reports_end_offsets_and_lag(platform_settings: Settin
 def _partition_of(settings: Settings) -> int:
     offsets = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic).end_offsets()
     return next(p for p, o in offsets.items() if o > 0)
+
+
+def _stream_batch(dsn: str, batch_id: int, inserted: int, age_s: float) -> None:
+    _exec(
+        dsn,
+        "INSERT INTO stream_batches (query_id, batch_id, topic, start_offsets, end_offsets, rows_in, inserted,"
+        " duplicates, dead_letters, committed_at) VALUES ('q', %s, 't', '{}', '{}', %s, %s, 0, 0,"
+        " (now() AT TIME ZONE 'UTC') - make_interval(secs => %s))",
+        (batch_id, inserted, inserted, age_s),
+    )
+
+
+def test_freshness_is_judged_only_while_the_feed_runs(platform_settings: Settings, clean_tables: str) -> None:
+    """With a producer heartbeat, the check fails until a batch inserts rows, and again once that batch is old."""
+    resources = _resources(platform_settings)
+    check = next(c for c in _checks_for(stock_prices) if "stock_prices_fresh" in {k.name for k in c.check_keys})
+
+    def evaluate() -> dg.AssetCheckEvaluation:
+        result = dg.materialize([stock_prices, check], resources=resources)
+        return next(e for e in result.get_asset_check_evaluations() if e.check_name == "stock_prices_fresh")
+
+    stopped = evaluate()
+    assert stopped.passed and stopped.metadata["feed_running"].value is False
+
+    heartbeat = resources["redis"].key_layout().heartbeat("producer")
+    client = redis.Redis.from_url(platform_settings.redis_url)
+    client.hset(heartbeat, mapping={"pid": os.getpid(), "updated_ms": int(time.time() * 1000)})
+    try:
+        never = evaluate()
+        assert not never.passed and never.metadata["newest_ingestion_age_s"].value == -1.0
+
+        _stream_batch(clean_tables, 1, inserted=50, age_s=FRESHNESS_SECONDS + 60)
+        _stream_batch(clean_tables, 2, inserted=0, age_s=1)  # a batch of duplicates only is no new data
+        stale = evaluate()
+        assert not stale.passed and stale.metadata["newest_ingestion_age_s"].value > FRESHNESS_SECONDS
+
+        _stream_batch(clean_tables, 3, inserted=10, age_s=5)
+        fresh = evaluate()
+        assert fresh.passed and fresh.metadata["newest_ingestion_age_s"].value < 60
+    finally:
+        client.delete(heartbeat)
+        client.close()
