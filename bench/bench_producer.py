@@ -32,7 +32,6 @@ from pathlib import Path
 import confluent_kafka
 import kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 from bench.results_io import figure, write_results
 from stock_platform.config import Settings, load_settings
@@ -41,7 +40,7 @@ from stock_platform.ingestion.run import ProduceOptions, run_produce
 from stock_platform.ingestion.simulator import SimulatedMarket, synthetic_symbols
 from stock_platform.ingestion.stats import FeedStats
 from stock_platform.ingestion.tape import TapeWriter, read_tape, read_tape_parallel
-from stock_platform.runtime.kafka_broker import ensure_topic
+from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
 
 logger = logging.getLogger("bench.bench_producer")
 
@@ -156,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka_python = _kafka_python_batched(settings, tape, kp_sample)
             send_ours, send_kafka_python = _send_only(settings, tape, kp_sample)
     finally:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-        admin.delete_topics([settings.kafka_topic])
-        admin.close()
+        delete_topic(settings.kafka_bootstrap_servers, settings.kafka_topic)
     if in_topic != records:
         print(f"topic holds {in_topic} records, expected {records}", file=sys.stderr)
         return 1

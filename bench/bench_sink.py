@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     import pyspark
 
     from stock_platform.runtime.jars import postgres_jdbc_jars
-    from stock_platform.runtime.kafka_broker import ensure_topic
+    from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
     from stock_platform.runtime.services import services_up
     from stock_platform.streaming.session import build_spark_session
 
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         spark.stop()
         _drop_database(base, db_name)
+        delete_topic(base.kafka_bootstrap_servers, topic)
 
     figures = []
     for label, table, ours_name in (("sink", sink_rates, "our_sink"), ("end-to-end job", rates, "our_batch_path")):

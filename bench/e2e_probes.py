@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg2 import sql
 
 from stock_platform.config import Settings
-from stock_platform.runtime.kafka_broker import ensure_topic
+from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
 from stock_platform.storage.migrations import apply_migrations
 from stock_platform.storage.redis_keys import RedisKeys
 
@@ -25,7 +25,7 @@ __all__ = ["LatencyProbe", "kafka_lag", "percentile", "sandbox"]
 
 @contextmanager
 def sandbox(settings: Settings, label: str) -> Iterator[Settings]:
-    """Settings for a fresh database, 3-partition topic and Redis prefix on the running services; dropped afterwards."""
+    """Settings for a fresh database, 3-partition topic and Redis prefix on the running services; database and topic dropped afterwards."""
     tag = f"{label}_{uuid.uuid4().hex[:6]}"
     admin = psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user="postgres", dbname="postgres")
     admin.autocommit = True
@@ -44,6 +44,7 @@ def sandbox(settings: Settings, label: str) -> Iterator[Settings]:
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(tag)))
         admin.close()
+        delete_topic(settings.kafka_bootstrap_servers, topic)
 
 
 def kafka_lag(settings: Settings, conn: psycopg2.extensions.connection) -> tuple[int, int]:

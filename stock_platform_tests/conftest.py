@@ -58,14 +58,32 @@ def session_database(services: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def platform_settings(services: Settings, session_database: str) -> Settings:
-    """Settings pointing at this session's database, a new 3-partition topic and a new Redis prefix."""
-    from stock_platform.runtime.kafka_broker import ensure_topic
+def platform_settings(services: Settings, session_database: str) -> Iterator[Settings]:
+    """Settings pointing at this session's database, a new 3-partition topic and a new Redis prefix.
+
+    The topic and the prefix's Redis keys are removed afterwards, so test runs leave no scratch data
+    in the broker and Redis that `make up` also uses.
+    """
+    import redis
+
+    from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
 
     tag = uuid.uuid4().hex[:8]
     topic = f"test-quotes-{tag}"
+    prefix = f"test:{tag}:"
     ensure_topic(services.kafka_bootstrap_servers, topic, 3)
-    return dataclasses.replace(services, postgres_dsn=session_database, kafka_topic=topic, redis_key_prefix=f"test:{tag}:")
+    yield dataclasses.replace(services, postgres_dsn=session_database, kafka_topic=topic, redis_key_prefix=prefix)
+    delete_topic(services.kafka_bootstrap_servers, topic)
+    try:
+        client = redis.Redis.from_url(services.redis_url, socket_timeout=5)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    except redis.RedisError:
+        pass  # a test that stopped Redis; its keys expire by TTL
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import uuid
 
 import pytest
 import redis
@@ -11,6 +12,8 @@ from kafka import KafkaAdminClient
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
+from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
+from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.runtime.services import services_env, services_status, services_up
 
@@ -29,6 +32,21 @@ def test_quote_topic_has_three_partitions(services: Settings) -> None:
     finally:
         admin.close()
     assert len(described[0]["partitions"]) == 3
+
+
+def test_scratch_topics_are_created_and_deleted_idempotently(services: Settings) -> None:
+    topic = f"scratch-{uuid.uuid4().hex[:8]}"
+    ensure_topic(services.kafka_bootstrap_servers, topic, 3)
+    ensure_topic(services.kafka_bootstrap_servers, topic, 3)
+    admin = KafkaAdminClient(bootstrap_servers=services.kafka_bootstrap_servers)
+    try:
+        assert topic in admin.list_topics()
+        assert delete_topic(services.kafka_bootstrap_servers, topic)
+        assert wait_until(lambda: topic not in admin.list_topics(), 30), "topic still listed after delete_topic"
+    finally:
+        admin.close()
+    assert delete_topic(services.kafka_bootstrap_servers, topic), "deleting a missing topic is not an error"
+    assert not delete_topic("127.0.0.1:1", topic, timeout_s=2), "an unreachable broker is reported, not raised"
 
 
 def test_env_lines_point_at_the_services(services: Settings) -> None:
