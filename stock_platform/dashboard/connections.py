@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import redis
 
@@ -35,12 +36,16 @@ _redis: dict[str, redis.Redis] = {}
 
 
 class DataUnavailable(RuntimeError):
-    """A data service (PostgreSQL or Redis) could not answer; `service` names which one."""
+    """A data service (PostgreSQL or Redis) could not answer; `service` names which one.
 
-    def __init__(self, service: str, message: str) -> None:
+    `not_set_up` marks a server that answers but lacks the platform's tables (no migration yet).
+    """
+
+    def __init__(self, service: str, message: str, not_set_up: bool = False) -> None:
         super().__init__(f"{service}: {message}")
         self.service = service
         self.message = message
+        self.not_set_up = not_set_up
 
 
 class _Pool:
@@ -114,8 +119,11 @@ def pg_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
         broken = True
         raise DataUnavailable("PostgreSQL", _describe(e)) from e
+    except psycopg2.errors.UndefinedTable as e:
+        # The server answers, but the database has not been migrated: say so, not "down".
+        raise DataUnavailable("PostgreSQL", _describe(e), not_set_up=True) from e
     except psycopg2.Error as e:
-        # A query error (a missing table on an unmigrated database, say): the connection is still good.
+        # Another query error: the connection is still good.
         raise DataUnavailable("PostgreSQL", _describe(e)) from e
     finally:
         pool.put(conn, broken)

@@ -15,7 +15,9 @@ from stock_platform.dashboard.cache import ttl_cache
 
 __all__ = [
     "HEARTBEAT_FIELDS",
+    "SUPERVISED_JOBS",
     "ComponentState",
+    "DagsterRuns",
     "KafkaLag",
     "Level",
     "age_level",
@@ -23,6 +25,7 @@ __all__ = [
     "heartbeat_state",
     "kafka_end_offsets",
     "kafka_lag",
+    "run_level",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,20 +161,59 @@ def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int]) -> 
     return KafkaLag(lag, ends)
 
 
-_RUNS_QUERY = "{ runsOrError(limit: 5) { __typename ... on Runs { results { runId jobName status startTime endTime } } } }"
+# The long-running jobs Dagster supervises: the page shows each one's newest run, whatever else ran since.
+SUPERVISED_JOBS = ("producer_job", "streaming_job")
+
+_RUN_FIELDS = "__typename ... on Runs { results { runId jobName status startTime endTime } } ... on PythonError { message }"
+_RUNS_QUERY = (
+    "{ "
+    + " ".join(f'{job}: runsOrError(filter: {{pipelineName: "{job}"}}, limit: 1) {{ {_RUN_FIELDS} }}' for job in SUPERVISED_JOBS)
+    + f" recent: runsOrError(limit: 5) {{ {_RUN_FIELDS} }} }}"
+)
+
+# A supervised job is meant to run forever: only a started run is green.
+_RUN_LEVELS = {
+    "STARTED": (Level.GREEN, "running"),
+    "QUEUED": (Level.AMBER, "queued"),
+    "NOT_STARTED": (Level.AMBER, "starting"),
+    "STARTING": (Level.AMBER, "starting"),
+    "CANCELING": (Level.AMBER, "stopping"),
+    "FAILURE": (Level.RED, "failed (its supervisor sensor starts a new run)"),
+    "CANCELED": (Level.RED, "cancelled"),
+    "SUCCESS": (Level.RED, "ended"),
+}
+
+
+def run_level(run: dict | None) -> tuple[Level, str]:
+    """The light and a short word for a supervised job's newest run (None: never launched)."""
+    if run is None:
+        return Level.RED, "no run yet: is the Dagster daemon running with its supervisor sensors on?"
+    return _RUN_LEVELS.get(str(run.get("status")), (Level.UNKNOWN, f"status {run.get('status')}"))
+
+
+@dataclass(frozen=True)
+class DagsterRuns:
+    """The newest run of each supervised job, the newest runs of any job, or why Dagster could not be asked."""
+
+    supervised: dict[str, dict | None]
+    recent: list[dict]
+    error: str = ""
 
 
 @ttl_cache(5.0)
-def dagster_runs(url: str) -> tuple[list[dict], str]:
-    """The five newest Dagster runs from its GraphQL API, or ([], why not) when Dagster is not reachable."""
+def dagster_runs(url: str) -> DagsterRuns:
+    """Ask Dagster's GraphQL API for the supervised jobs' newest runs and the five newest runs overall."""
     import requests
 
     try:
         reply = requests.post(f"{url}/graphql", json={"query": _RUNS_QUERY}, timeout=1.5)
         reply.raise_for_status()
-        runs = reply.json()["data"]["runsOrError"].get("results")
+        data = reply.json()["data"]
+        results = {key: (data.get(key) or {}).get("results") for key in (*SUPERVISED_JOBS, "recent")}
     except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as e:
-        return [], f"Dagster not reachable at {url} ({type(e).__name__})"
-    if runs is None:
-        return [], "Dagster answered without a run list"
-    return runs, ""
+        empty = dict.fromkeys(SUPERVISED_JOBS)
+        return DagsterRuns(empty, [], f"Dagster not reachable at {url} ({type(e).__name__})")
+    if any(r is None for r in results.values()):
+        return DagsterRuns(dict.fromkeys(SUPERVISED_JOBS), [], "Dagster answered without a run list")
+    supervised = {job: (results[job][0] if results[job] else None) for job in SUPERVISED_JOBS}
+    return DagsterRuns(supervised, results["recent"])

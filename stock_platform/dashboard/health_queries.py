@@ -14,6 +14,7 @@ import pandas as pd
 
 from stock_platform.dashboard.cache import ttl_cache
 from stock_platform.dashboard.connections import pg_cursor
+from stock_platform.storage.stream_offsets import COMMITTED_OFFSETS_SQL, merge_committed_offsets, parse_offsets
 
 __all__ = ["committed_offsets", "dead_letter_summary", "last_event_per_symbol", "parse_offsets", "rows_per_minute"]
 
@@ -48,14 +49,6 @@ WHERE committed_at >= (now() AT TIME ZONE 'UTC') - %(window)s::interval
 GROUP BY 1 ORDER BY 1
 """
 
-# A batch lists only the partitions it read from, so the committed position of each partition is the
-# newest among recent batches. `topic` holds the batch's topics comma-joined.
-_OFFSETS_SQL = """
-SELECT end_offsets, committed_at FROM stream_batches
-WHERE %(topic)s = ANY(string_to_array(topic, ','))
-ORDER BY committed_at DESC LIMIT %(batches)s
-"""
-
 _DEAD_COUNT_SQL = """
 SELECT count(*), count(*) FILTER (WHERE received_at >= (now() AT TIME ZONE 'UTC') - interval '1 hour')
 FROM dead_letters
@@ -85,42 +78,15 @@ def rows_per_minute(dsn: str, minutes: int = 30) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=["minute", "inserted", "duplicates", "dead_letters"])
 
 
-def parse_offsets(raw: Any, topic: str) -> dict[int, int]:
-    """Partition -> next offset from a `stream_batches.end_offsets` value, tolerating the shapes seen in practice.
-
-    Accepts Spark's `{"topic": {"0": 12}}`, a bare `{"0": 12}`, and a list of
-    `{"partition": 0, "offset": 12}`; anything else yields an empty dict.
-    """
-    if isinstance(raw, dict) and topic in raw:
-        raw = raw[topic]
-    elif isinstance(raw, dict) and len(raw) == 1 and isinstance(next(iter(raw.values())), dict):
-        raw = next(iter(raw.values()))
-    out: dict[int, int] = {}
-    try:
-        if isinstance(raw, dict):
-            for partition, offset in raw.items():
-                out[int(partition)] = int(offset)
-        elif isinstance(raw, list):
-            for item in raw:
-                out[int(item["partition"])] = int(item["offset"])
-    except (TypeError, ValueError, KeyError):
-        return {}
-    return out
-
-
 @ttl_cache(CACHE_SECONDS)
 def committed_offsets(dsn: str, topic: str, batches: int = 200) -> tuple[dict[int, int], Any]:
     """Partition -> next offset the stream job committed on `topic` (over its last `batches`), and when (None if never)."""
     with pg_cursor(dsn) as cur:
-        cur.execute(_OFFSETS_SQL, {"topic": topic, "batches": batches})
+        cur.execute(COMMITTED_OFFSETS_SQL, {"topic": topic, "batches": batches})
         rows = cur.fetchall()
     if not rows:
         return {}, None
-    merged: dict[int, int] = {}
-    for raw, _ in rows:
-        for partition, offset in parse_offsets(raw, topic).items():
-            merged[partition] = max(offset, merged.get(partition, 0))
-    return merged, rows[0][1]
+    return merge_committed_offsets([raw for raw, _ in rows], topic), rows[0][1]
 
 
 @ttl_cache(CACHE_SECONDS)

@@ -84,11 +84,26 @@ FROM a JOIN stock_prices p ON p.symbol = %(symbol)s AND p.event_time > a.last - 
 GROUP BY 1 ORDER BY 1
 """
 
+# Compacted daily bars, then the days compaction has not reached yet (today, at least) aggregated from the
+# 1-minute candles, so a long range ends at the newest data; the last column says which is which.
 _DAILY_SQL = """
-WITH a AS (SELECT max(day) AS last FROM stock_daily_bars WHERE symbol = %(symbol)s)
-SELECT b.day::timestamp, b.open::float8, b.high::float8, b.low::float8, b.close::float8, b.volume
-FROM a JOIN stock_daily_bars b ON b.symbol = %(symbol)s AND b.day > a.last - %(days)s AND b.day <= a.last
-ORDER BY b.day
+WITH a AS (SELECT max(day) AS last FROM stock_daily_bars WHERE symbol = %(symbol)s),
+bars AS (
+    SELECT b.day::timestamp AS day, b.open, b.high, b.low, b.close, b.volume, TRUE AS compacted
+    FROM a JOIN stock_daily_bars b ON b.symbol = %(symbol)s AND b.day > a.last - %(days)s AND b.day <= a.last
+),
+recent AS (
+    SELECT date_trunc('day', c.minute) AS day,
+           (array_agg(c.open ORDER BY c.minute))[1] AS open, max(c.high) AS high, min(c.low) AS low,
+           (array_agg(c.close ORDER BY c.minute DESC))[1] AS close, coalesce(sum(c.volume), 0) AS volume,
+           FALSE AS compacted
+    FROM a JOIN stock_candles_1m c ON c.symbol = %(symbol)s AND c.minute >= a.last + 1
+    GROUP BY 1
+),
+days AS (SELECT * FROM bars UNION ALL SELECT * FROM recent)
+SELECT day, open::float8, high::float8, low::float8, close::float8, volume, compacted
+FROM days WHERE day > (SELECT max(day) FROM days) - make_interval(days => %(days)s)
+ORDER BY day
 """
 
 # When a quote carries no previous close (simulated or replayed data): the last 1-minute close before
@@ -144,7 +159,9 @@ def candles(dsn: str, symbol: str, chart_range: ChartRange) -> tuple[pd.DataFram
     if chart_range.use_daily_bars:
         rows = _fetch(dsn, _DAILY_SQL, {"symbol": symbol, "days": chart_range.span.days})
         if len(rows) >= 2:
-            return _frame(rows, CANDLE_COLUMNS), "daily bars"
+            pending = sum(1 for row in rows if not row[-1])
+            label = "daily bars" + (f" ({pending} newest day(s) from 1-minute candles, not compacted yet)" if pending else "")
+            return _frame([row[:-1] for row in rows], CANDLE_COLUMNS), label
     params = {"symbol": symbol, "span": chart_range.span, "bucket": chart_range.bucket, "origin": _ORIGIN}
     one_minute = chart_range.bucket == timedelta(minutes=1)
     rows = _fetch(dsn, _CANDLES_1M_SQL if one_minute else _CANDLES_BUCKET_SQL, params)

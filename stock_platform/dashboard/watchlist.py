@@ -114,7 +114,13 @@ def load_watchlist(settings: Settings, symbols: tuple[str, ...]) -> Watchlist:
         except DataUnavailable as e:
             if redis_error is not None:
                 raise DataUnavailable("PostgreSQL and Redis", f"{redis_error.message}; {e.message}") from e
-            warnings.append(f"PostgreSQL is unavailable ({e.message}); symbols without hot data show no price.")
+            if e.not_set_up:
+                warnings.append(
+                    f"PostgreSQL is not set up yet ({e.message}): `stock-platform migrate` (or `make up`) creates the "
+                    "tables; symbols without hot data show no price."
+                )
+            else:
+                warnings.append(f"PostgreSQL is unavailable ({e.message}); symbols without hot data show no price.")
     tiles = []
     for symbol in symbols:
         if symbol in hot:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -23,6 +25,7 @@ __all__ = [
     "FinnhubRestClient",
     "FinnhubTransientError",
     "MalformedAnswer",
+    "retry_after_seconds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,12 +72,26 @@ class FinnhubQuote:
         return not self.c or not self.t
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    raw = response.headers.get("Retry-After", "").strip()
+def retry_after_seconds(raw: str, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110); None if unreadable."""
+    raw = raw.strip()
+    if not raw:
+        return None
     try:
-        return max(0.0, float(raw)) if raw else None
+        return max(0.0, float(raw))
     except ValueError:
-        return None  # an HTTP date: rare; fall back to our own backoff
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    return retry_after_seconds(response.headers.get("Retry-After", ""))
 
 
 def _decode(payload: Any) -> FinnhubQuote:

@@ -62,15 +62,24 @@ class TokenBucket:
 class CallLimiter:
     """The calls-per-second and calls-per-minute buckets, shared by every thread calling Finnhub."""
 
-    def __init__(self, per_second: int, per_minute: int) -> None:
-        self._buckets = (TokenBucket.for_window(per_second, 1.0), TokenBucket.for_window(per_minute, 60.0))
+    def __init__(
+        self,
+        per_second: int,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        buckets = (TokenBucket.for_window(per_second, 1.0), TokenBucket.for_window(per_minute, 60.0))
+        self._buckets = tuple(TokenBucket(b.capacity, b.rate, clock) for b in buckets)
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._paused_until = 0.0
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for `seconds` (Retry-After) and empty the buckets."""
         with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
             for bucket in self._buckets:
                 bucket.empty()
 
@@ -78,7 +87,7 @@ class CallLimiter:
         """Wait for a call slot under both limits; False if `stop` was set while waiting."""
         while True:
             with self._lock:
-                wait = max(self._paused_until - time.monotonic(), *(b.wait_time() for b in self._buckets))
+                wait = max(self._paused_until - self._clock(), *(b.wait_time() for b in self._buckets))
                 if wait <= 0:
                     for bucket in self._buckets:
                         bucket.take()
@@ -87,7 +96,7 @@ class CallLimiter:
                 if stop.wait(min(wait, 1.0)):
                     return False
             else:
-                time.sleep(min(wait, 1.0))
+                self._sleep(min(wait, 1.0))
 
 
 class Backoff:

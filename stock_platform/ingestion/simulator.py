@@ -19,12 +19,12 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from stock_platform.quotes import Quote
 
-__all__ = ["SimulatedMarket", "synthetic_symbols"]
+__all__ = ["SimulatedMarket", "new_york_day", "synthetic_symbols"]
 
 _NEW_YORK = ZoneInfo("America/New_York")
 # Starting price and annual volatility of well-known symbols, roughly as traded in 2025.
@@ -35,12 +35,23 @@ _PROFILES: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 # Volatility is quoted per trading year: 252 days of 6.5 hours.
 _TRADING_YEAR_SECONDS = 252 * 6.5 * 3600
-_DAY_MS = 86_400_000
 
 
 def synthetic_symbols(count: int) -> tuple[str, ...]:
     """`count` synthetic tickers (SYM001, SYM002, ...) for load tests with many symbols."""
     return tuple(f"SYM{i:03d}" for i in range(1, count + 1))
+
+
+def new_york_day(event_time_ms: int) -> tuple[int, int]:
+    """The New York trading date of this moment (as an ordinal) and the epoch ms at which that date ends.
+
+    Day fields (open, high, low, previous close, running volume) reset at midnight in New York, as
+    Finnhub's do for US stocks, not at midnight UTC (19:00 or 20:00 in New York).
+    """
+    local = datetime.fromtimestamp(event_time_ms / 1000, _NEW_YORK)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    next_midnight = midnight + timedelta(days=1)  # wall-clock arithmetic: right across DST changes
+    return local.date().toordinal(), int(next_midnight.timestamp() * 1000)
 
 
 def _volume_curve(event_time_ms: int) -> float:
@@ -108,7 +119,7 @@ class SimulatedMarket:
     def _initial_state(self, symbol: str) -> _SymbolState:
         price, sigma = _PROFILES.get(symbol) or (round(self._rng.uniform(20, 500), 2), round(self._rng.uniform(0.15, 0.6), 2))
         prev_close = round(price * math.exp(self._rng.gauss(0, 0.01)), 2)
-        day = (self.start_ms - 1) // _DAY_MS
+        day = new_york_day(self.start_ms - 1)[0]
         return _SymbolState(symbol, price, sigma, prev_close, price, price, price, 0, day, self.start_ms - 1)
 
     def __iter__(self) -> Iterator[Quote]:
@@ -121,6 +132,7 @@ class SimulatedMarket:
         last, seq = len(states) - 1, 0
         clock = float(self.start_ms)
         curve_ms, curve = -1, 1.0
+        day, day_end_ms = new_york_day(self.start_ms)
         while True:
             clock += rng.expovariate(1.0) * step_ms
             st = states[min(bisect_left(cumulative, rng.random()), last)]
@@ -129,7 +141,8 @@ class SimulatedMarket:
             st.last_ms = t
             if t - curve_ms > 60_000:  # the curve changes by the minute: recompute it rarely
                 curve_ms, curve = t, _volume_curve(t)
-            day = t // _DAY_MS
+            if t >= day_end_ms:  # converting every event's time zone would cost more than the rest of the loop
+                day, day_end_ms = new_york_day(t)
             if day != st.day:
                 st.day, st.prev_close, st.day_volume = day, st.price, 0
                 st.open_price = st.day_high = st.day_low = st.price

@@ -9,7 +9,6 @@ time and size on disk; the rows themselves are written by the stream job, whose
 runs report `stock_prices` materialisations through Dagster Pipes.
 """
 
-import json
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ import dagster as dg
 from psycopg2 import sql
 
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource
+from stock_platform.storage.stream_offsets import COMMITTED_OFFSETS_SQL, merge_committed_offsets
 
 __all__ = [
     "STOCK_QUOTES_KEY",
@@ -40,23 +40,15 @@ def stream_lag(end_offsets: dict[int, int], committed: dict[int, int]) -> dict[i
     return {p: max(0, end - committed.get(p, 0)) for p, end in end_offsets.items()}
 
 
-def _committed_offsets(postgres: PostgresResource, topic: str) -> dict[int, int]:
-    """The end offsets of the newest committed stream batch for the topic (Spark's JSON, nested or flat)."""
+def _committed_offsets(postgres: PostgresResource, topic: str, batches: int = 200) -> dict[int, int]:
+    """The stream job's next offset per partition of `topic`, merged over its recent batches (see storage.stream_offsets)."""
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('stream_batches') IS NOT NULL")
         if not cur.fetchone()[0]:
             return {}
-        cur.execute(
-            "SELECT end_offsets FROM stream_batches WHERE topic = %s ORDER BY committed_at DESC, batch_id DESC LIMIT 1",
-            (topic,),
-        )
-        row = cur.fetchone()
-    if not row:
-        return {}
-    raw: Any = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-    if isinstance(raw, dict) and topic in raw and isinstance(raw[topic], dict):
-        raw = raw[topic]
-    return {int(p): int(o) for p, o in raw.items()} if isinstance(raw, dict) else {}
+        cur.execute(COMMITTED_OFFSETS_SQL, {"topic": topic, "batches": batches})
+        rows = cur.fetchall()
+    return merge_committed_offsets([raw for raw, _ in rows], topic)
 
 
 @dg.observable_source_asset(

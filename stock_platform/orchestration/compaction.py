@@ -4,8 +4,11 @@ For day D it (1) rebuilds every symbol's bar from that day's candles and marks
 it verified when the raw ticks, while still present, agree with it (same
 count, lowest and highest price); (2) if D is older than the retention window,
 deletes D's raw ticks of the symbols whose bars are verified, and nothing
-else; (3) runs VACUUM (ANALYZE) so the freed space is reused and the planner
-sees the new row counts. Every step is idempotent: compacting D twice leaves
+else; (3) sweeps every earlier day that is past the retention window and still
+holds raw ticks the same way (rebuild and re-verify its bars, delete its
+verified ticks), because the nightly run compacts yesterday, which is never
+old enough itself; (4) runs VACUUM (ANALYZE) so the freed space is reused and
+the planner sees the new row counts. Every step is idempotent: compacting D twice leaves
 the same bars and the same ticks. The Dagster asset `stock_daily_bars` and
 `bench/bench_compaction.py` both call `compact_day`.
 """
@@ -19,7 +22,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
 
-__all__ = ["CompactionReport", "build_daily_bars", "compact_day", "delete_verified_ticks", "vacuum_tables"]
+__all__ = [
+    "CompactionReport",
+    "build_daily_bars",
+    "compact_day",
+    "delete_verified_ticks",
+    "expired_days_with_ticks",
+    "sweep_expired_days",
+    "vacuum_tables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +99,10 @@ class CompactionReport:
     retention_cutoff: date | None = None
     ticks_deleted: int = 0
     ticks_kept_unverified: int = 0
+    # Earlier days past the retention window that still held raw ticks, and what the sweep removed from them.
+    swept_days: list[date] = field(default_factory=list)
+    swept_ticks_deleted: int = 0
+    swept_ticks_kept_unverified: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -126,6 +141,47 @@ def delete_verified_ticks(
         report.ticks_kept_unverified = cur.fetchone()[0]
 
 
+def expired_days_with_ticks(conn: psycopg2.extensions.connection, cutoff: date, exclude: date) -> list[date]:
+    """UTC days before `cutoff` (other than `exclude`) that still hold raw ticks, oldest first.
+
+    One index probe per day from the oldest tick on, so a history already compacted costs a single probe.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT min(event_time) FROM stock_prices WHERE event_time < %s", (datetime(cutoff.year, cutoff.month, cutoff.day),)
+        )
+        oldest = cur.fetchone()[0]
+        days: list[date] = []
+        day = oldest.date() if oldest else cutoff
+        while day < cutoff:
+            if day != exclude:
+                cur.execute(
+                    "SELECT EXISTS (SELECT 1 FROM stock_prices WHERE event_time >= %(start)s AND event_time < %(end)s)",
+                    _bounds(day),
+                )
+                if cur.fetchone()[0]:
+                    days.append(day)
+            day += timedelta(days=1)
+    return days
+
+
+def sweep_expired_days(
+    conn: psycopg2.extensions.connection, day: date, retention_days: int, today: date, report: CompactionReport
+) -> None:
+    """Rebuild, re-verify and apply retention to every earlier expired day that still holds raw ticks."""
+    cutoff = today - timedelta(days=retention_days)
+    for old in expired_days_with_ticks(conn, cutoff, exclude=day):
+        sub = CompactionReport(day=old)
+        build_daily_bars(conn, old, sub)
+        delete_verified_ticks(conn, old, retention_days, today, sub)
+        report.swept_days.append(old)
+        report.swept_ticks_deleted += sub.ticks_deleted
+        report.swept_ticks_kept_unverified += sub.ticks_kept_unverified
+        logger.info(
+            "compaction sweep day=%s bars=%d verified=%d ticks_deleted=%d", old, sub.bars, sub.verified, sub.ticks_deleted
+        )
+
+
 def vacuum_tables(conn: psycopg2.extensions.connection) -> None:
     """VACUUM (ANALYZE) the tick table and the bars: reclaims deleted ticks for reuse, refreshes statistics."""
     previous = conn.autocommit
@@ -140,7 +196,7 @@ def vacuum_tables(conn: psycopg2.extensions.connection) -> None:
 
 
 def compact_day(dsn: str, day: date, retention_days: int, today: date | None = None) -> CompactionReport:
-    """Compact one UTC day: bars, then retention of verified raw ticks, then VACUUM (ANALYZE)."""
+    """Compact one UTC day: bars, retention of verified raw ticks (this day and earlier expired ones), VACUUM (ANALYZE)."""
     today = today or datetime.now(UTC).date()
     report = CompactionReport(day=day)
     conn = psycopg2.connect(dsn)
@@ -148,6 +204,7 @@ def compact_day(dsn: str, day: date, retention_days: int, today: date | None = N
         for name, step in (
             ("bars", lambda: build_daily_bars(conn, day, report)),
             ("delete", lambda: delete_verified_ticks(conn, day, retention_days, today, report)),
+            ("sweep", lambda: sweep_expired_days(conn, day, retention_days, today, report)),
             ("vacuum", lambda: vacuum_tables(conn)),
         ):
             started = time.perf_counter()
@@ -156,7 +213,8 @@ def compact_day(dsn: str, day: date, retention_days: int, today: date | None = N
     finally:
         conn.close()
     logger.info(
-        "compaction day=%s bars=%d verified=%d ticks_deleted=%d seconds=%s",
-        day, report.bars, report.verified, report.ticks_deleted, report.seconds,
+        "compaction day=%s bars=%d verified=%d ticks_deleted=%d swept_days=%d swept_ticks_deleted=%d seconds=%s",
+        day, report.bars, report.verified, report.ticks_deleted, len(report.swept_days), report.swept_ticks_deleted,
+        report.seconds,
     )  # fmt: skip
     return report

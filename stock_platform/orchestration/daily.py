@@ -1,8 +1,8 @@
 """The daily-partitioned `stock_daily_bars` asset, its job and its nightly schedule.
 
 One partition is one UTC day. Materialising partition D runs
-`compaction.compact_day` (bars from candles, retention of verified raw ticks,
-VACUUM (ANALYZE)); a backfill over many days runs one partition per run, so
+`compaction.compact_day` (bars from candles, retention of verified raw ticks of
+D and of any earlier day past the retention window, VACUUM (ANALYZE)); a backfill over many days runs one partition per run, so
 the UI shows each day's progress and a failed day can be retried alone.
 """
 
@@ -51,7 +51,8 @@ def stock_daily_bars(
         context.log.info(f"applied migrations: {', '.join(applied)}")
     report = compact_day(postgres.dsn, day, retention_days=retention)
     context.log.info(
-        f"day {day}: {report.bars} bars ({report.verified} verified), {report.ticks_deleted} raw ticks removed, "
+        f"day {day}: {report.bars} bars ({report.verified} verified), {report.ticks_deleted} raw ticks removed; "
+        f"{len(report.swept_days)} older expired day(s) swept, {report.swept_ticks_deleted} raw ticks removed there; "
         f"seconds {report.seconds}"
     )
     metadata = table_metadata(postgres, "stock_daily_bars", "day")
@@ -65,6 +66,9 @@ def stock_daily_bars(
             "retention_cutoff": dg.MetadataValue.text(str(report.retention_cutoff)),
             "raw_ticks_deleted": dg.MetadataValue.int(report.ticks_deleted),
             "raw_ticks_kept_unverified": dg.MetadataValue.int(report.ticks_kept_unverified),
+            "older_days_swept": dg.MetadataValue.json([d.isoformat() for d in report.swept_days]),
+            "older_raw_ticks_deleted": dg.MetadataValue.int(report.swept_ticks_deleted),
+            "older_raw_ticks_kept_unverified": dg.MetadataValue.int(report.swept_ticks_kept_unverified),
             "seconds": dg.MetadataValue.json(report.seconds),
         }
     )

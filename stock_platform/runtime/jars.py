@@ -15,21 +15,42 @@ from pathlib import Path
 from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.system_packages import ensure_commands
 
-__all__ = ["KAFKA_VERSION", "POSTGRES_JDBC_VERSION", "kafka_broker_jars", "postgres_jdbc_jars", "spark_kafka_jars"]
+__all__ = [
+    "KAFKA_VERSION",
+    "POSTGRES_JDBC_VERSION",
+    "kafka_broker_jars",
+    "postgres_jdbc_jars",
+    "pyspark_scala_binary",
+    "spark_kafka_jars",
+]
 
 logger = logging.getLogger(__name__)
 
 KAFKA_VERSION = "3.9.1"
+# The Kafka broker's own Scala build; the Spark connector follows the installed PySpark (see pyspark_scala_binary).
 SCALA_BINARY = "2.13"
 POSTGRES_JDBC_VERSION = "42.7.4"
 # Spark ships everything else the connector needs (lz4, snappy, hadoop client) in pyspark/jars;
 # copying those again would put two versions on the classpath.
 _SPARK_KAFKA_ARTIFACTS = (
-    f"spark-sql-kafka-0-10_{SCALA_BINARY}",
-    f"spark-token-provider-kafka-0-10_{SCALA_BINARY}",
+    "spark-sql-kafka-0-10_{scala}",
+    "spark-token-provider-kafka-0-10_{scala}",
     "kafka-clients",
     "commons-pool2",
 )
+
+
+def pyspark_scala_binary() -> str:
+    """The Scala binary version (e.g. "2.13") the installed PySpark was built with, read from its bundled scala-library jar."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    found = sorted(jars.glob("scala-library-*.jar"))
+    if not found:
+        return SCALA_BINARY  # a PySpark without bundled jars (e.g. pointed at SPARK_HOME): Spark 4 is Scala 2.13 only
+    full = found[-1].name.removeprefix("scala-library-").removesuffix(".jar")  # "2.13.17"
+    return ".".join(full.split(".")[:2])
+
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -61,8 +82,10 @@ def _fetch(target: Path, coordinates: list[tuple[str, str, str]], include: tuple
         result = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
     if result.returncode != 0:
         errors = [line for line in result.stdout.splitlines() if "ERROR" in line][:3]
+        log = target.parent / f"{target.name}.maven.log"
+        log.write_text(f"$ {' '.join(argv)}\n{result.stdout}\n{result.stderr}")
         raise ServiceError(
-            "maven", f"could not fetch {coordinates}: {' '.join(errors)[:600]}",
+            "maven", f"could not fetch {coordinates}: {' '.join(errors)[:600]}", log,
             hint="check that Maven Central is reachable (mvn -v; ~/.m2/settings.xml)",
         )  # fmt: skip
     marker.write_text("ok\n")
@@ -81,11 +104,13 @@ def spark_kafka_jars(cache_dir: Path) -> list[Path]:
     """Spark's official Kafka source/sink for the installed PySpark version."""
     import pyspark
 
-    version = pyspark.__version__
+    version, scala = pyspark.__version__, pyspark_scala_binary()
     return _fetch(
-        cache_dir / "jars" / f"spark-sql-kafka-{version}",
-        [("org.apache.spark", f"spark-sql-kafka-0-10_{SCALA_BINARY}", version)],
-        include=_SPARK_KAFKA_ARTIFACTS,
+        cache_dir / "jars" / f"spark-sql-kafka-{version}"
+        if scala == SCALA_BINARY
+        else cache_dir / "jars" / f"spark-sql-kafka-{version}_{scala}",
+        [("org.apache.spark", f"spark-sql-kafka-0-10_{scala}", version)],
+        include=tuple(a.format(scala=scala) for a in _SPARK_KAFKA_ARTIFACTS),
     )
 
 

@@ -134,7 +134,11 @@ class KafkaBroker:
             capture_output=True, text=True,
         )  # fmt: skip
         if result.returncode != 0:
-            raise ServiceError(self.name, f"formatting KRaft storage failed: {result.stdout[-400:]} {result.stderr[-400:]}")
+            raise ServiceError(
+                self.name,
+                f"formatting KRaft storage failed: {result.stdout[-400:]} {result.stderr[-400:]}",
+                hint=f"check that {self.log_dirs} is writable and has free space; an empty directory is formatted afresh",
+            )
 
     def running(self) -> bool:
         """True when the broker we started is alive."""
@@ -172,8 +176,22 @@ class KafkaBroker:
             start_detached(argv, self.log_file, self.pid_file)
         if not wait_until(lambda: self.running() and self.healthy(), 90, interval=0.5):
             state = "exited" if not self.running() else "not answering"
-            raise ServiceError(self.name, f"Kafka {KAFKA_VERSION} {state} on 127.0.0.1:{self.port} after 90 s", self.log_file)
-        ensure_topic(f"127.0.0.1:{self.port}", self.settings.kafka_topic, self.settings.kafka_partitions)
+            raise ServiceError(
+                self.name,
+                f"Kafka {KAFKA_VERSION} {state} on 127.0.0.1:{self.port} after 90 s",
+                self.log_file,
+                hint="read the end of the log (`java` missing, memory, a corrupt data dir); `stock-platform services down` "
+                "then `up`",
+            )
+        try:
+            ensure_topic(f"127.0.0.1:{self.port}", self.settings.kafka_topic, self.settings.kafka_partitions)
+        except KafkaError as exc:
+            raise ServiceError(
+                self.name,
+                f"could not create topic {self.settings.kafka_topic!r} ({type(exc).__name__}: {exc})",
+                self.log_file,
+                hint="the broker answers but refused or timed out; run `stock-platform services up` again",
+            ) from exc
 
     def stop(self) -> bool:
         """Stop the broker we started (controlled shutdown on SIGTERM)."""

@@ -158,7 +158,12 @@ class PostgresServer:
                 "pg_ctl start",
             )
         if not wait_until(self.healthy, 60):
-            raise ServiceError(self.name, f"not answering on 127.0.0.1:{self.port} after 60 s", self.log_file)
+            raise ServiceError(
+                self.name,
+                f"not answering on 127.0.0.1:{self.port} after 60 s",
+                self.log_file,
+                hint="read the end of the log; `stock-platform services down` then `up`",
+            )
         self._bootstrap()
 
     def _bootstrap(self) -> None:

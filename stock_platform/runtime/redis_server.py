@@ -57,9 +57,19 @@ class RedisServer:
             ]  # fmt: skip
             result = subprocess.run(argv, capture_output=True, text=True)  # noqa: S603
             if result.returncode != 0:
-                raise ServiceError(self.name, f"redis-server failed: {result.stderr.strip()[-300:]}", self.log_file)
+                raise ServiceError(
+                    self.name,
+                    f"redis-server failed: {result.stderr.strip()[-300:]}",
+                    self.log_file,
+                    hint="check that `redis-server` is installed (apt-get install redis-server) and the data dir is writable",
+                )
         if not wait_until(self.healthy, 30):
-            raise ServiceError(self.name, f"not answering PING on 127.0.0.1:{self.port} after 30 s", self.log_file)
+            raise ServiceError(
+                self.name,
+                f"not answering PING on 127.0.0.1:{self.port} after 30 s",
+                self.log_file,
+                hint="read the end of the log; `stock-platform services down` then `up`",
+            )
 
     def stop(self) -> bool:
         """Stop the Redis we started (SIGTERM makes it flush the append-only file)."""

@@ -37,4 +37,8 @@ def ensure_commands(needs: Iterable[tuple[str, str]]) -> None:
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     if result.returncode != 0:
-        raise ServiceError("packages", f"apt-get install {' '.join(missing)} failed: {result.stderr.strip()[-400:]}")
+        raise ServiceError(
+            "packages",
+            f"apt-get install {' '.join(missing)} failed: {result.stderr.strip()[-400:]}",
+            hint=f"run `apt-get update && apt-get install -y {' '.join(missing)}` as root, then retry",
+        )

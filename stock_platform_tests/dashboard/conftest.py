@@ -33,6 +33,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KAFKA_TOPIC": settings.kafka_topic,
         "STOCK_SYMBOLS": ",".join(settings.symbols),
         "DAGSTER_PORT": str(settings.dagster_port),
+        "DAGSTER_URL": f"http://127.0.0.1:{settings.dagster_port}",
+        "DEAD_LETTERS_WARN_PER_HOUR": str(settings.dead_letters_warn_per_hour),
         "DASHBOARD_REFRESH_SECONDS": str(settings.dashboard_refresh_seconds),
     }
 

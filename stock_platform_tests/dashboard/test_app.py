@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
 import pytest
+from psycopg2 import sql
 from streamlit.testing.v1 import AppTest
 
 from stock_platform.dashboard.app import APP_PATH
 from stock_platform.dashboard.cache import clear_caches
-from stock_platform_tests.dashboard.conftest import settings_env
+from stock_platform.dashboard.connections import reset_connections
+from stock_platform_tests.dashboard.conftest import settings_env, texts
 from stock_platform_tests.dashboard.seed import seed_hot_quote
 
 pytestmark = pytest.mark.integration
@@ -22,3 +29,29 @@ def test_entry_point_opens_on_the_market_overview(dash_settings, monkeypatch) ->
     assert not at.exception
     assert at.title[0].value == "Market overview"
     assert {m.label: m.value for m in at.metric}["MSFT"] == "420.50"
+
+
+@pytest.fixture
+def unmigrated_database(dash_settings) -> Iterator[str]:
+    """A database on the real server with none of the platform's tables."""
+    name = f"bare_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=dash_settings.postgres_port, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql://stock@127.0.0.1:{dash_settings.postgres_port}/{name}"
+    finally:
+        reset_connections()
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.mark.parametrize("page", ["overview", "symbol", "compare", "pipeline"])
+def test_an_unmigrated_database_is_called_not_set_up_not_down(run_page, dash_settings, unmigrated_database, page) -> None:
+    at = run_page(page, dataclasses.replace(dash_settings, postgres_dsn=unmigrated_database))
+    assert not at.exception
+    warnings = texts(at.warning)
+    assert "PostgreSQL is not set up yet" in warnings and "stock-platform migrate" in warnings
+    assert "PostgreSQL is unavailable" not in texts(at.error)

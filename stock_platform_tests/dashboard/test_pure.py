@@ -9,10 +9,19 @@ import pandas as pd
 import pytest
 
 from stock_platform.dashboard.cache import ttl_cache
-from stock_platform.dashboard.health import HEARTBEAT_AMBER_S, KafkaLag, Level, age_level, heartbeat_state
-from stock_platform.dashboard.health_queries import parse_offsets
+from stock_platform.dashboard.health import (
+    _RUNS_QUERY,
+    HEARTBEAT_AMBER_S,
+    SUPERVISED_JOBS,
+    KafkaLag,
+    Level,
+    age_level,
+    heartbeat_state,
+    run_level,
+)
 from stock_platform.dashboard.indicators import ema, normalise_to_100, sma, vwap
 from stock_platform.dashboard.symbols import SymbolError, normalise_symbol, parse_symbol_list
+from stock_platform.storage.stream_offsets import parse_offsets
 
 
 @pytest.mark.parametrize("text", ["AAPL", " aapl ", "BRK.B", "BINANCE:BT", "X", "1234567890"])
@@ -136,3 +145,28 @@ def test_dashboard_command_builds_a_streamlit_command_line() -> None:
     assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
     assert argv[argv.index("--server.port") + 1] == "8600"
     assert argv[argv.index("--server.headless") + 1] == "true"
+
+
+@pytest.mark.parametrize(
+    ("run", "level", "word"),
+    [
+        (None, Level.RED, "no run yet"),
+        ({"status": "STARTED"}, Level.GREEN, "running"),
+        ({"status": "QUEUED"}, Level.AMBER, "queued"),
+        ({"status": "STARTING"}, Level.AMBER, "starting"),
+        ({"status": "CANCELING"}, Level.AMBER, "stopping"),
+        ({"status": "FAILURE"}, Level.RED, "failed"),
+        ({"status": "CANCELED"}, Level.RED, "cancelled"),
+        ({"status": "SUCCESS"}, Level.RED, "ended"),
+        ({"status": "SOMETHING_NEW"}, Level.UNKNOWN, "SOMETHING_NEW"),
+    ],
+)
+def test_a_supervised_job_is_green_only_while_its_run_is_started(run: dict | None, level: Level, word: str) -> None:
+    got_level, got_word = run_level(run)
+    assert got_level is level and word in got_word
+
+
+def test_the_runs_query_asks_for_each_supervised_job_by_name() -> None:
+    for job in SUPERVISED_JOBS:
+        assert f'{job}: runsOrError(filter: {{pipelineName: "{job}"}}, limit: 1)' in _RUNS_QUERY
+    assert "recent: runsOrError(limit: 5)" in _RUNS_QUERY

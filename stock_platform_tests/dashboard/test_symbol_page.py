@@ -69,8 +69,11 @@ def test_month_uses_daily_bars_once_compaction_built_them(run_page, aapl) -> Non
     at = run_page("symbol", aapl, symbol="AAPL")
     at.radio(key="symbol_range").set_value("1M").run()
     assert not at.exception
-    assert len(_figure(at)["data"][0]["x"]) == 30
-    assert "daily bars" in texts(at.caption)
+    days = _figure(at)["data"][0]["x"]
+    assert len(days) == 30
+    # Today is not compacted yet: its bar comes from today's 1-minute candles, so the chart ends at today.
+    assert str(days[-1]).startswith(now_utc().date().isoformat())
+    assert "daily bars (1 newest day(s) from 1-minute candles, not compacted yet)" in texts(at.caption)
 
 
 def test_ticks_without_candles_are_aggregated_on_the_fly(run_page, dash_settings) -> None:
@@ -98,7 +101,8 @@ def test_malformed_symbol_gets_a_friendly_message(run_page, aapl) -> None:
 def test_empty_database_says_no_data(run_page, dash_settings) -> None:
     at = run_page("symbol", dash_settings)
     assert not at.exception
-    assert "Unknown symbol **AAPL**" in texts(at.warning)
+    assert "No data for **AAPL** yet: it is watched" in texts(at.info)
+    assert "Unknown symbol" not in texts(at.warning)
 
 
 def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:

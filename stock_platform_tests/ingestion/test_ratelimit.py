@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 
 import pytest
 
-from stock_platform.ingestion.ratelimit import Backoff, TokenBucket
+from stock_platform.ingestion.ratelimit import Backoff, CallLimiter, TokenBucket
 
 
 class _Clock:
@@ -51,3 +52,40 @@ def test_backoff_grows_to_the_cap_with_jitter_and_resets() -> None:
     assert len(set(delays)) == 10
     backoff.reset()
     assert backoff.next_delay() == 0.5
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    """The most calls in any half-open window [t, t + window) starting at a call."""
+    return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
+
+
+@pytest.mark.parametrize(("per_second", "per_minute"), [(30, 60), (5, 300), (30, 2000)])
+def test_call_limiter_keeps_both_finnhub_limits_at_once(per_second: int, per_minute: int) -> None:
+    clock = _Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    limiter = CallLimiter(per_second, per_minute, clock=clock, sleep=sleep)
+    times = []
+    for _ in range(400):
+        assert limiter.acquire()
+        times.append(clock.now)
+    assert _max_in_window(times, 1.0) <= per_second
+    assert _max_in_window(times, 60.0) <= per_minute
+    # Not needlessly slow either: at least three quarters of the tighter limit is used.
+    span = times[-1] - times[0]
+    assert 400 / max(span, 1e-9) >= 0.75 * min(per_second, per_minute / 60)
+
+
+def test_call_limiter_pause_holds_every_call_for_retry_after() -> None:
+    clock = _Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    limiter = CallLimiter(30, 60, clock=clock, sleep=sleep)
+    assert limiter.acquire()
+    limiter.pause(7.5)
+    assert limiter.acquire()
+    assert clock.now >= 7.5

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -83,6 +85,16 @@ def test_429_with_retry_after_pauses_every_call_and_keeps_the_schedule(finnhub_s
     assert any(r.symbol == "MSFT" for r in later)  # and the other symbol kept its slots
     symbols = {r["symbol"] for r in values(read_topic(finnhub_settings, expected=stats.published))}
     assert symbols == {"AAPL", "MSFT"}
+
+
+def test_429_with_an_http_date_retry_after_is_honoured(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
+    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    until = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)  # whole seconds: 2-3 s from now
+    fake.script(Scripted(status=429, body=LIMIT_BODY, headers={"Retry-After": until}), symbol="AAPL")
+    stats, _ = _poll(settings, lambda s: s.events["rate_limited"] >= 1 and s.published >= 1)
+    limited = next(r for r in fake.requests if r.status == 429)
+    later = [r for r in fake.requests if r.at > limited.at]
+    assert later and min(r.at for r in later) - limited.at >= 1.5, "the poller did not wait for the date it was given"
 
 
 def test_429_without_retry_after_backs_off_exponentially(finnhub_settings: Settings, fake: FakeFinnhub) -> None:

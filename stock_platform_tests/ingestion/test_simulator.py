@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
+from datetime import date, datetime
 
-from stock_platform.ingestion.simulator import SimulatedMarket, synthetic_symbols
+from stock_platform.ingestion.simulator import SimulatedMarket, new_york_day, synthetic_symbols
 from stock_platform.quotes import parse_quote
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA")
@@ -63,3 +64,46 @@ def test_rate_sets_the_spacing_of_simulated_time() -> None:
     quotes = _take(SimulatedMarket(SYMBOLS, seed=6, rate=100, start_ms=1_750_000_000_000), 10_000)
     span_s = (quotes[-1].event_time_ms - quotes[0].event_time_ms) / 1000
     assert 90 < span_s < 110  # 10,000 events at 100/s
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def test_the_trading_day_turns_at_midnight_in_new_york() -> None:
+    # 2025-06-10 23:50 UTC is 19:50 in New York (EDT): the same trading day until 04:00 UTC.
+    assert new_york_day(_ms("2025-06-10T23:50:00+00:00"))[0] == date(2025, 6, 10).toordinal()
+    assert new_york_day(_ms("2025-06-11T03:59:59+00:00"))[0] == date(2025, 6, 10).toordinal()
+    assert new_york_day(_ms("2025-06-11T04:00:00+00:00")) == (date(2025, 6, 11).toordinal(), _ms("2025-06-12T04:00:00+00:00"))
+    # Winter (EST), and the day that loses an hour to daylight saving time is 23 hours long.
+    assert new_york_day(_ms("2025-01-15T12:00:00+00:00"))[1] == _ms("2025-01-16T05:00:00+00:00")
+    assert new_york_day(_ms("2025-03-09T12:00:00+00:00"))[1] == _ms("2025-03-10T04:00:00+00:00")
+
+
+def test_day_fields_reset_at_new_york_midnight_not_utc_midnight() -> None:
+    # Two simulated hours across 00:00 UTC (20:00 New York): one trading day, so one open and one running volume.
+    start = _ms("2025-06-10T23:00:00+00:00")
+    quotes = _take(SimulatedMarket(["AAPL"], seed=8, rate=1, start_ms=start, snapshot_every=1), 7200)
+    assert quotes[-1].event_time_ms > _ms("2025-06-11T00:30:00+00:00")
+    assert len({q.open_price for q in quotes}) == 1 and len({q.prev_close for q in quotes}) == 1
+    assert all(b.volume >= a.volume for a, b in itertools.pairwise(quotes))
+    # ... and across 04:00 UTC (midnight in New York) the day starts afresh from the last price.
+    start = _ms("2025-06-11T03:30:00+00:00")
+    quotes = _take(SimulatedMarket(["AAPL"], seed=8, rate=1, start_ms=start, snapshot_every=1), 3600)
+    before = [q for q in quotes if q.event_time_ms < _ms("2025-06-11T04:00:00+00:00")]
+    after = [q for q in quotes if q.event_time_ms >= _ms("2025-06-11T04:00:00+00:00")]
+    assert before and after
+    assert after[0].prev_close == before[-1].price and after[0].open_price == before[-1].price
+    assert after[0].volume < before[-1].volume
+
+
+def test_volume_follows_the_session_u_shape() -> None:
+    """Trades are larger at the open and the close than at midday, and small outside the session."""
+
+    def mean_size(start_iso: str) -> float:
+        market = SimulatedMarket(["AAPL"], seed=9, rate=2, start_ms=_ms(start_iso), snapshot_every=10**9)
+        return sum(q.volume for q in _take(market, 1200)) / 1200  # 10 simulated minutes of trades
+
+    open_, midday, close = (mean_size(f"2025-06-10T{t}-04:00") for t in ("09:30:00", "12:40:00", "15:50:00"))
+    night = mean_size("2025-06-10T22:00:00-04:00")
+    assert open_ > 2 * midday and close > 2 * midday and midday > 2 * night

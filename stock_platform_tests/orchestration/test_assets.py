@@ -1,5 +1,6 @@
 """Assets materialised against the real PostgreSQL (and Kafka for the topic): tables, compaction, checks."""
 
+import json
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -142,6 +143,31 @@ def test_compaction_builds_verified_bars_and_removes_only_verified_old_ticks(
     assert _ticks(clean_tables, recent, "AAA") == 2
 
 
+def test_the_nightly_run_applies_retention_to_older_expired_days(platform_settings: Settings, clean_tables: str) -> None:
+    """The schedule compacts yesterday, never old enough itself: earlier expired days are swept in the same run."""
+    today = datetime.now(UTC).date()
+    expired, kept, yesterday = today - timedelta(days=12), today - timedelta(days=3), today - timedelta(days=1)
+    _insert_day(clean_tables, expired, "AAA", [[10.0, 12.0], [11.0]])
+    _insert_day(clean_tables, expired, "CCC", [[5.0, 6.0]], candle_count_off=-1)  # cannot be verified: kept
+    _insert_day(clean_tables, kept, "AAA", [[30.0]])
+    _insert_day(clean_tables, yesterday, "AAA", [[20.0, 21.0]])
+    resources = _resources(platform_settings)
+
+    result = dg.materialize([stock_daily_bars], partition_key=yesterday.isoformat(), resources=resources)
+    metadata = result.asset_materializations_for_node("stock_daily_bars")[0].metadata
+    assert metadata["older_days_swept"].value == [expired.isoformat()]
+    assert metadata["older_raw_ticks_deleted"].value == 3 and metadata["older_raw_ticks_kept_unverified"].value == 2
+    assert [(b[0], b[-1]) for b in _bars(clean_tables, expired)] == [("AAA", True), ("CCC", False)]
+    assert (_ticks(clean_tables, expired, "AAA"), _ticks(clean_tables, expired, "CCC")) == (0, 2)
+    assert _ticks(clean_tables, kept, "AAA") == 1 and _ticks(clean_tables, yesterday, "AAA") == 2
+    assert _bars(clean_tables, kept) == [], "a day inside the window is not touched by the sweep"
+
+    # The next night changes nothing more: the unverified day is re-checked and its ticks stay.
+    again = dg.materialize([stock_daily_bars], partition_key=yesterday.isoformat(), resources=resources)
+    assert again.asset_materializations_for_node("stock_daily_bars")[0].metadata["older_raw_ticks_deleted"].value == 0
+    assert _ticks(clean_tables, expired, "CCC") == 2
+
+
 def test_checks_pass_on_good_data_and_fail_on_broken_invariants(platform_settings: Settings, clean_tables: str) -> None:
     day = date(2025, 4, 1)
     _insert_day(clean_tables, day, "AAA", [[10.0, 11.0], [12.0]])
@@ -194,19 +220,28 @@ def test_checks_pass_on_good_data_and_fail_on_broken_invariants(platform_setting
 
 
 def test_topic_observation_reports_end_offsets_and_lag(platform_settings: Settings, clean_tables: str) -> None:
+    topic = platform_settings.kafka_topic
     producer = KafkaProducer(bootstrap_servers=platform_settings.kafka_bootstrap_servers)
     for n in range(6):
-        producer.send(platform_settings.kafka_topic, key=b"AAPL", value=b'{"n": %d}' % n)
+        producer.send(topic, value=b'{"n": %d}' % n, partition=0)
+    for n in range(4):
+        producer.send(topic, value=b'{"n": %d}' % n, partition=1)
     producer.flush()
     producer.close()
-    # The stream has committed the first 2 of them (Spark's offsets JSON: {topic: {partition: next offset}}).
-    partition = _partition_of(platform_settings)
-    _exec(
-        clean_tables,
-        "INSERT INTO stream_batches (query_id, batch_id, topic, start_offsets, end_offsets, rows_in, inserted,"
-        " duplicates, dead_letters) VALUES ('q', 0, %s, '{}', %s, 2, 2, 0, 0)",
-        (platform_settings.kafka_topic, f'{{"{platform_settings.kafka_topic}": {{"{partition}": 2}}}}'),
-    )
+    # Spark's offsets JSON is {topic: {partition: next offset}}, and a batch lists only the partitions it read:
+    # an older batch finished partition 0; the newest (reading two topics) moved partition 1 to 3 of 4.
+    batches = [
+        (0, topic, {topic: {"0": 6, "1": 1}}, 30),
+        (1, f"other-topic,{topic}", {topic: {"1": 3}, "other-topic": {"0": 9}}, 1),
+    ]
+    for batch_id, topics, end_offsets, age_s in batches:
+        _exec(
+            clean_tables,
+            "INSERT INTO stream_batches (query_id, batch_id, topic, start_offsets, end_offsets, rows_in, inserted,"
+            " duplicates, dead_letters, committed_at) VALUES ('q', %s, %s, '{}', %s, 1, 1, 0, 0,"
+            " (now() AT TIME ZONE 'UTC') - make_interval(secs => %s))",
+            (batch_id, topics, json.dumps(end_offsets), age_s),
+        )
     defs = dg.Definitions(assets=[stock_quotes_topic], jobs=[observe_topic_job], resources=_resources(platform_settings))
     result = defs.resolve_job_def(observe_topic_job.name).execute_in_process()
     observations = [
@@ -214,14 +249,10 @@ def test_topic_observation_reports_end_offsets_and_lag(platform_settings: Settin
     ]
     assert len(observations) == 1
     metadata = observations[0].metadata
-    assert metadata["messages_published"].value == 6
-    assert metadata["consumer_lag"].value == 4
-    assert metadata["end_offsets"].value[str(partition)] == 6
-
-
-def _partition_of(settings: Settings) -> int:
-    offsets = KafkaResource(bootstrap_servers=settings.kafka_bootstrap_servers, topic=settings.kafka_topic).end_offsets()
-    return next(p for p, o in offsets.items() if o > 0)
+    assert metadata["messages_published"].value == 10
+    assert metadata["end_offsets"].value == {"0": 6, "1": 4, "2": 0}
+    assert metadata["consumer_lag_by_partition"].value == {"0": 0, "1": 1, "2": 0}
+    assert metadata["consumer_lag"].value == 1
 
 
 def _stream_batch(dsn: str, batch_id: int, inserted: int, age_s: float) -> None:

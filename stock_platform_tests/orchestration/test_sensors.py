@@ -17,9 +17,15 @@ import pytest
 import redis
 
 from stock_platform.config import Settings
-from stock_platform.orchestration.resources import RedisResource
-from stock_platform.orchestration.sensors import STARTUP_GRACE_SECONDS, ActiveRun, build_supervisor_sensor, decide
-from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG, streaming_job
+from stock_platform.orchestration.resources import PostgresResource, RedisResource
+from stock_platform.orchestration.sensors import (
+    STARTUP_GRACE_SECONDS,
+    ActiveRun,
+    build_supervisor_sensor,
+    decide,
+    record_run_failures,
+)
+from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG, producer_job, streaming_job
 from stock_platform.storage.redis_keys import RedisKeys
 
 
@@ -187,3 +193,48 @@ def test_sensor_starting_run_is_given_time(redis_resource: RedisResource) -> Non
         _started_run(instance)
         result = _evaluate(sensor, instance, redis_resource)
     assert not result.run_requests and "waiting up to" in (result.skip_message or "")
+
+
+@pytest.mark.integration
+def test_producer_supervisor_launches_a_tagged_producer_run(redis_resource: RedisResource) -> None:
+    sensor = build_supervisor_sensor("producer_supervisor", producer_job, "producer")
+    with dg.instance_for_test() as instance:
+        result = _evaluate(sensor, instance, redis_resource)
+    assert len(result.run_requests) == 1
+    assert result.run_requests[0].tags[SUPERVISED_TAG] == "producer"
+    assert "no active producer run" in result.run_requests[0].tags["stock_platform/reason"]
+
+
+@dg.op
+def _boom() -> None:
+    raise RuntimeError("stream process exited with code -9")
+
+
+@dg.job(tags={SUPERVISED_TAG: "stream"})
+def _failing_stream_job() -> None:
+    _boom()
+
+
+@pytest.mark.integration
+def test_failure_sensor_records_a_failed_run_once(platform_settings: Settings) -> None:
+    postgres = PostgresResource(dsn=platform_settings.postgres_dsn)
+    with dg.instance_for_test() as instance:
+        result = _failing_stream_job.execute_in_process(instance=instance, raise_on_error=False)
+        assert not result.success
+        run = instance.get_run_by_id(result.run_id)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="record_run_failures",
+            dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"postgres": postgres},
+        ).for_run_failure()
+        record_run_failures(context)
+        record_run_failures(context)  # a re-delivered event adds nothing
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT job_name, component, error FROM run_failures WHERE run_id = %s", (result.run_id,))
+        rows = cur.fetchall()
+    assert len(rows) == 1
+    job_name, component, error = rows[0]
+    assert (job_name, component) == ("_failing_stream_job", "stream")
+    assert "_boom" in error or "failed" in error.lower()

@@ -15,6 +15,7 @@ import redis
 import requests
 
 from stock_platform.config import Settings
+from stock_platform.dashboard.health import Level, dagster_runs, run_level
 from stock_platform.runtime.apps import marked_pids
 from stock_platform.runtime.processes import port_open, wait_until
 from stock_platform_tests.private_platform import PrivatePlatform
@@ -38,6 +39,15 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         hot = redis.Redis(port=settings.redis_port, decode_responses=True)
         assert wait_until(lambda: bool(hot.keys("stock:latest:*")), 60, interval=2)
         assert 0 < hot.ttl(hot.keys("stock:latest:*")[0]) <= settings.redis_ttl_seconds
+
+        # The health page's question to the real Dagster GraphQL API: both supervised jobs have a started run.
+        runs = dagster_runs.__wrapped__(f"http://127.0.0.1:{settings.dagster_port}")
+        assert not runs.error, runs.error
+        assert {job: run_level(run)[0] for job, run in runs.supervised.items()} == {
+            "producer_job": Level.GREEN,
+            "streaming_job": Level.GREEN,
+        }, runs.supervised
+        assert runs.recent and {"runId", "jobName", "status"} <= set(runs.recent[0])
     finally:
         down = platform.cli("platform", "down", timeout=300)
     assert down.returncode == 0, down.stderr[-3000:]

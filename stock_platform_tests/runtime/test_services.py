@@ -6,13 +6,16 @@ import dataclasses
 import socket
 import uuid
 
+import psycopg2
 import pytest
 import redis
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.kafka_broker import delete_topic, ensure_topic
+from stock_platform.runtime.jars import pyspark_scala_binary, spark_kafka_jars
+from stock_platform.runtime.kafka_broker import KafkaBroker, delete_topic, ensure_topic
+from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.runtime.services import services_env, services_status, services_up
@@ -90,3 +93,66 @@ def test_private_redis_starts_stops_and_keeps_its_data(services: Settings, tmp_p
         assert redis.Redis(port=port).get("survives") == b"yes"
     finally:
         server.stop()
+
+
+def test_spark_connector_matches_the_installed_pyspark(services: Settings) -> None:
+    import pyspark
+
+    scala = pyspark_scala_binary()
+    assert scala == "2.13", "Spark 4 is built for Scala 2.13"
+    names = {p.name for p in spark_kafka_jars(services.cache_dir)}
+    assert f"spark-sql-kafka-0-10_{scala}-{pyspark.__version__}.jar" in names
+    assert any(n.startswith("kafka-clients-") for n in names)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_private_postgres_and_kafka_keep_their_data_across_stop_and_start(services: Settings, tmp_path) -> None:
+    kafka_port = _free_port()
+    settings = dataclasses.replace(
+        services, data_dir=tmp_path, postgres_port=_free_port(), kafka_port=kafka_port,
+        kafka_controller_port=_free_port(), kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
+    )  # fmt: skip
+    postgres, kafka = PostgresServer(settings), KafkaBroker(settings)
+    dsn = f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres"
+
+    def sql_value(query: str) -> object:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(query)
+                return cur.fetchone()[0] if cur.description else None
+        finally:
+            conn.close()
+
+    def topic_records() -> list[bytes]:
+        consumer = KafkaConsumer(
+            settings.kafka_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest", consumer_timeout_ms=5000,
+        )  # fmt: skip
+        try:
+            return [record.value for record in consumer]
+        finally:
+            consumer.close()
+
+    try:
+        postgres.start()
+        kafka.start()
+        sql_value("CREATE TABLE survives (x int); INSERT INTO survives VALUES (42)")
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        producer.send(settings.kafka_topic, b"kept").get(timeout=30)
+        producer.close()
+        assert postgres.stop() is True and kafka.stop() is True
+        assert not postgres.running() and not kafka.running()
+
+        postgres.start()
+        kafka.start()
+        assert sql_value("SELECT x FROM survives") == 42
+        assert topic_records() == [b"kept"]
+    finally:
+        kafka.stop()
+        postgres.stop()

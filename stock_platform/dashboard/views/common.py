@@ -36,6 +36,13 @@ def settings() -> Settings:
 def unavailable_banner(error: DataUnavailable) -> None:
     """A red banner naming the service that is down and what to do, instead of a traceback."""
     logger.warning("dashboard data unavailable: %s", error)
+    if error.not_set_up:
+        st.warning(
+            f"**{error.service} is not set up yet**: {error.message}\n\n"
+            "The database has no platform tables: `stock-platform migrate` (or `make up`) creates them.",
+            icon="🧱",
+        )
+        return
     st.error(
         f"**{error.service} is unavailable**: {error.message}\n\n"
         "The page will recover by itself once it is back; `make up` (or `stock-platform services up`) starts it.",

@@ -21,6 +21,7 @@ from stock_platform.dashboard.health import (
     dagster_runs,
     heartbeat_state,
     kafka_lag,
+    run_level,
 )
 from stock_platform.dashboard.hot import heartbeats
 from stock_platform.dashboard.views.common import format_age, settings, unavailable_banner
@@ -100,8 +101,10 @@ def _lag(config: Settings) -> None:
 def _dead_letters(config: Settings) -> None:
     st.subheader("Dead letters")
     total, last_hour, latest = health_queries.dead_letter_summary(config.postgres_dsn, 10)
-    level = Level.GREEN if last_hour == 0 else Level.AMBER if last_hour < 100 else Level.RED
+    # Amber from the first one; red above the rate the Dagster check warns about (DEAD_LETTERS_WARN_PER_HOUR).
+    level = Level.GREEN if last_hour == 0 else Level.AMBER if last_hour <= config.dead_letters_warn_per_hour else Level.RED
     st.markdown(f"**{level.icon} {total:,} in total, {last_hour:,} in the last hour**")
+    st.caption(f"red above {config.dead_letters_warn_per_hour:,} an hour (DEAD_LETTERS_WARN_PER_HOUR)")
     if latest.empty:
         st.caption("No record has broken the message contract.")
     else:
@@ -110,13 +113,22 @@ def _dead_letters(config: Settings) -> None:
 
 def _dagster(config: Settings) -> None:
     st.subheader("Dagster runs")
-    runs, error = dagster_runs(config.dagster_url)
-    if error:
-        st.caption(error)
-    elif not runs:
-        st.caption("Dagster has no runs yet.")
+    runs = dagster_runs(config.dagster_url)
+    if runs.error:
+        st.caption(runs.error)
+        return
+    for job, run in runs.supervised.items():
+        level, word = run_level(run)
+        since = ""
+        if run and run.get("startTime"):
+            since = f", since {pd.Timestamp(float(run['startTime']), unit='s'):%Y-%m-%d %H:%M:%S} UTC"
+        run_id = f" (run `{run['runId'][:8]}`{since})" if run else ""
+        st.markdown(f"**{level.icon} {job}: {word}**{run_id}")
+    if runs.recent:
+        st.caption("Newest runs of any job")
+        st.dataframe(pd.DataFrame(runs.recent), hide_index=True)
     else:
-        st.dataframe(pd.DataFrame(runs), hide_index=True)
+        st.caption("Dagster has no runs yet.")
 
 
 def _body(config: Settings) -> None:

@@ -50,6 +50,13 @@ def _explain_empty(config: Settings, symbol: str) -> None:
     if queries.symbol_in_database(config.postgres_dsn, symbol) or _in_redis(config, symbol):
         st.info(f"{symbol} has quotes but no candles yet: the stream job builds them each minute.")
         return
+    if symbol in config.symbols:
+        st.info(
+            f"No data for **{symbol}** yet: it is watched, but no quote of it has been stored. "
+            "Is the producer running? See the Pipeline health page.",
+            icon="⏳",
+        )
+        return
     watched = ", ".join(config.symbols)
     st.warning(
         f"Unknown symbol **{symbol}**: the pipeline has no data for it. "
