@@ -16,6 +16,7 @@ import pytest
 from psycopg2 import sql
 
 from stock_platform.config import Settings, load_settings
+from stock_platform_tests.databases import scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -33,28 +34,14 @@ def services(base_settings: Settings) -> Settings:
     return base_settings
 
 
-def _admin_dsn(settings: Settings) -> str:
-    return f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres"
-
-
 @pytest.fixture(scope="session")
 def session_database(services: Settings) -> Iterator[str]:
     """A fresh database for this test session with every migration applied; dropped afterwards."""
     from stock_platform.storage.migrations import apply_migrations
 
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(_admin_dsn(services))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
-    dsn = f"postgresql://stock@127.0.0.1:{services.postgres_port}/{name}"
-    apply_migrations(dsn)
-    try:
+    with scratch_database(services.postgres_port, "test") as dsn:
+        apply_migrations(dsn)
         yield dsn
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 from streamlit.testing.v1 import AppTest
 
 from stock_platform.dashboard.app import APP_PATH
@@ -16,6 +13,7 @@ from stock_platform.dashboard.cache import clear_caches
 from stock_platform.dashboard.connections import reset_connections
 from stock_platform_tests.dashboard.conftest import settings_env, texts
 from stock_platform_tests.dashboard.seed import seed_hot_quote
+from stock_platform_tests.databases import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +32,9 @@ def test_entry_point_opens_on_the_market_overview(dash_settings, monkeypatch) ->
 @pytest.fixture
 def unmigrated_database(dash_settings) -> Iterator[str]:
     """A database on the real server with none of the platform's tables."""
-    name = f"bare_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=dash_settings.postgres_port, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://stock@127.0.0.1:{dash_settings.postgres_port}/{name}"
-    finally:
-        reset_connections()
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with scratch_database(dash_settings.postgres_port, "bare") as dsn:
+        yield dsn
+        reset_connections()  # the dashboard's pooled connections to it, before it is dropped
 
 
 @pytest.mark.parametrize("page", ["overview", "symbol", "compare", "pipeline"])

@@ -5,16 +5,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
-from psycopg2 import sql
 
 from stock_platform.config import Settings
 from stock_platform.runtime.processes import wait_until
+from stock_platform_tests.databases import scratch_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,17 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def dagster_database(services: Settings) -> Iterator[str]:
     """A private database for Dagster's run/event/schedule storage, dropped afterwards."""
-    name = f"dagster_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"host=127.0.0.1 port={services.postgres_port} user=postgres dbname=postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} OWNER stock").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql://stock@127.0.0.1:{services.postgres_port}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with scratch_database(services.postgres_port, "dagster_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture

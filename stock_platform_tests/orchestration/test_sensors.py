@@ -132,14 +132,20 @@ def _evaluate(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, resourc
 
 
 @pytest.mark.integration
-def test_sensor_absent_launches_one_tagged_run(redis_resource: RedisResource) -> None:
-    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+@pytest.mark.parametrize(
+    ("name", "job", "component"),
+    [("streaming_supervisor", streaming_job, "stream"), ("producer_supervisor", producer_job, "producer")],
+)
+def test_sensor_absent_launches_one_tagged_run(
+    redis_resource: RedisResource, name: str, job: dg.JobDefinition, component: str
+) -> None:
+    sensor = build_supervisor_sensor(name, job, component)
     with dg.instance_for_test() as instance:
         result = _evaluate(sensor, instance, redis_resource)
     assert len(result.run_requests) == 1
     request = result.run_requests[0]
-    assert request.tags[SUPERVISED_TAG] == "stream"
-    assert "no active stream run" in request.tags["stock_platform/reason"]
+    assert request.tags[SUPERVISED_TAG] == component
+    assert f"no active {component} run" in request.tags["stock_platform/reason"]
 
 
 @pytest.mark.integration
@@ -193,16 +199,6 @@ def test_sensor_starting_run_is_given_time(redis_resource: RedisResource) -> Non
         _started_run(instance)
         result = _evaluate(sensor, instance, redis_resource)
     assert not result.run_requests and "waiting up to" in (result.skip_message or "")
-
-
-@pytest.mark.integration
-def test_producer_supervisor_launches_a_tagged_producer_run(redis_resource: RedisResource) -> None:
-    sensor = build_supervisor_sensor("producer_supervisor", producer_job, "producer")
-    with dg.instance_for_test() as instance:
-        result = _evaluate(sensor, instance, redis_resource)
-    assert len(result.run_requests) == 1
-    assert result.run_requests[0].tags[SUPERVISED_TAG] == "producer"
-    assert "no active producer run" in result.run_requests[0].tags["stock_platform/reason"]
 
 
 @dg.op
