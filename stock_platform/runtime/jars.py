@@ -105,10 +105,10 @@ def spark_kafka_jars(cache_dir: Path) -> list[Path]:
     import pyspark
 
     version, scala = pyspark.__version__, pyspark_scala_binary()
+    # The usual Scala build keeps the cache folder's original name, so existing caches are reused.
+    folder = f"spark-sql-kafka-{version}" if scala == SCALA_BINARY else f"spark-sql-kafka-{version}_{scala}"
     return _fetch(
-        cache_dir / "jars" / f"spark-sql-kafka-{version}"
-        if scala == SCALA_BINARY
-        else cache_dir / "jars" / f"spark-sql-kafka-{version}_{scala}",
+        cache_dir / "jars" / folder,
         [("org.apache.spark", f"spark-sql-kafka-0-10_{scala}", version)],
         include=tuple(a.format(scala=scala) for a in _SPARK_KAFKA_ARTIFACTS),
     )

@@ -29,11 +29,19 @@ log4j.logger.org.apache.kafka.storage=WARN
 """
 
 
+def _admin_client(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
+    """An admin client whose requests, and whose wait for an unreachable broker, are bounded by `timeout_s`."""
+    timeout_ms = int(timeout_s * 1000)
+    # kafka-python 3 waits `bootstrap_timeout_ms` (default 30 s) for an unreachable broker; 2.x has no such key.
+    bounded = {"bootstrap_timeout_ms": timeout_ms} if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG else {}
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=timeout_ms, **bounded
+    )
+
+
 def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
     """Create `topic` with `partitions` partitions if missing (idempotent), or grow it to that count."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = _admin_client(bootstrap, timeout_s)
     try:
         try:
             admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
@@ -54,13 +62,8 @@ def delete_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> bool:
     Scratch topics left behind would pile up in the user's own broker (disk, and a slower start: every
     partition is recovered after a crash).
     """
-    timeout_ms = int(timeout_s * 1000)
     try:
-        # kafka-python 3 waits `bootstrap_timeout_ms` (default 30 s) for an unreachable broker; 2.x has no such key.
-        bounded = {"bootstrap_timeout_ms": timeout_ms} if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG else {}
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=timeout_ms, **bounded
-        )
+        admin = _admin_client(bootstrap, timeout_s)
     except (KafkaError, OSError, ValueError) as exc:
         logger.warning("could not delete topic %s: %s", topic, exc)
         return False

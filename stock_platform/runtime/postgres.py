@@ -141,22 +141,8 @@ class PostgresServer:
                     self.name, f"port {self.port} is taken by another program", hint="set POSTGRES_PORT to a free port"
                 )
             opts = f"-p {self.port} -k {self.socket_dir}"
-            self._run(
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "-D",
-                    str(self.pgdata),
-                    "-l",
-                    str(self.log_file),
-                    "-o",
-                    opts,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-                "pg_ctl start",
-            )
+            pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", opts]
+            self._run([*pg_ctl, "-w", "-t", "60", "start"], "pg_ctl start")
         if not wait_until(self.healthy, 60):
             raise ServiceError(
                 self.name,
