@@ -37,6 +37,9 @@ setup(
         # postgresql:// URLs (DAGSTER_POSTGRES_URL) to psycopg 3, under which dagster-postgres's
         # parameterised NOTIFY fails and the daemon's run storage breaks.
         "sqlalchemy>=2.0,<2.1",
+        # Packs the small Python environment that a Spark cluster's executors unpack (spark.archives), as
+        # Spark's Python package management guide documents; our own tar of a venv would miss its path rewriting.
+        "venv-pack>=0.2",
     ],
     extras_require={
         "dev": [

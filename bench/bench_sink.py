@@ -12,10 +12,11 @@ sink call, summed over batches; the parse before it is the same for all).
 - per_row_insert: parse on the driver, one INSERT per row, one commit per batch;
 - jdbc_append: parse in Spark (`parse_kafka_frame`, cached), Spark's JDBC writer, mode append;
 - execute_values: parse on the driver, psycopg2 execute_values ... ON CONFLICT DO NOTHING;
-- our_sink: `PostgresSink.write_batch` on a parsed batch (COPY to a temp table, INSERT ON
-  CONFLICT, candles, dead letters, batch record, one transaction);
-- our_batch_path: exactly the job's `BatchProcessor` (the same sink, fed chunk by chunk so
-  parsing overlaps writing) — end to end only, since parse and write overlap;
+- our_sink: `PostgresSink.write_span` on a parsed batch (COPY to a temp table, INSERT ON
+  CONFLICT, candles, dead letters, span record, one transaction);
+- our_batch_path: exactly the job's `BatchProcessor` (Spark tasks parse and write their own
+  partitions, chunk by chunk) — end to end only, since parse and write overlap;
+- driver_path: the job as it was, the batch collected and written on the driver (`bench.driver_path`);
 - bare_copy: parse on the driver, COPY into an unindexed table with no constraints
   (the ceiling: no idempotence, no candles);
 - parse_only: everything but the write, to show the fixed cost.
@@ -32,7 +33,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
@@ -151,7 +151,7 @@ def run_variant(spark, settings: Settings, name: str, sink: Callable, tmp: str) 
 def _reset(dsn: str) -> None:
     conn = psycopg2.connect(dsn)
     with conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE stock_prices, stock_candles_1m, dead_letters, stream_batches RESTART IDENTITY")
+        cur.execute("TRUNCATE stock_prices, stock_candles_1m, dead_letters, stream_batches, stream_task_commits RESTART IDENTITY")
         cur.execute(_BARE_TABLE)
         cur.execute("TRUNCATE bench_bare_copy")
     conn.close()
@@ -176,9 +176,11 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
     """Each variant's foreachBatch function and the table it fills."""
     from pyspark.sql import functions as F  # noqa: N812
 
-    from stock_platform.streaming.pg_sink import PostgresSink, copy_text
+    from bench.driver_path import DriverPathProcessor
+    from stock_platform.streaming.pg_sink import PostgresSink, TaskSpan, copy_text
     from stock_platform.streaming.processor import BatchProcessor
     from stock_platform.streaming.progress import ProgressReporter
+    from stock_platform.streaming.tasks import TaskConfig
 
     reporter = ProgressReporter(use_pipes=False)
 
@@ -217,11 +219,15 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
 
     def ours_sink(batch_df, batch_id: int) -> None:  # noqa: ANN001
         batch = _driver_batch(batch_df)
-        timed("our_sink", lambda: sink.write_batch(batch, "bench", batch_id))
+        span = TaskSpan("bench", batch_id, "all", -1, 0, batch.rows_in, batch.rows_in)
+        timed("our_sink", lambda: sink.write_span(span, [batch]))
 
-    def ours(batch_df, batch_id: int) -> None:  # noqa: ANN001
-        # Exactly what the job's foreachBatch does: parse in chunks, write chunk k while parsing k+1.
-        BatchProcessor(Path(tmp), sink, None, reporter)(batch_df, batch_id)
+    task_config = TaskConfig(dsn, None, "bench:", 300, "", -1)
+    # Exactly what the job's foreachBatch does: Spark tasks parse in chunks, write chunk k while parsing k+1.
+    ours = BatchProcessor(tmp, task_config, sink, None, reporter)
+    driver_path = DriverPathProcessor(tmp, task_config, sink, None, reporter)
+    ours.use_query_id("bench-executors")
+    driver_path.use_query_id("bench-driver")
 
     def bare(batch_df, batch_id: int) -> None:  # noqa: ANN001
         batch = _driver_batch(batch_df)
@@ -256,6 +262,7 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
         "bare_copy": (bare, "bench_bare_copy"),
         "our_sink": (ours_sink, "stock_prices"),
         "our_batch_path": (ours, "stock_prices"),
+        "driver_path": (driver_path, "stock_prices"),
         "execute_values": (values, "stock_prices"),
         "jdbc_append": (jdbc, "stock_prices"),
         "per_row_insert": (per_row, "stock_prices"),
@@ -355,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                 ">= 0.5x" if sink_label else None,
             ),
         ]
+    figures.append(
+        figure("end-to-end job: our_batch_path vs driver_path", rates["our_batch_path"], "rows/s", rates["driver_path"])
+    )
     figures.append(
         figure(
             "end-to-end job: parse_only (no write) vs our_batch_path",

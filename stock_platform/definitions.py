@@ -51,6 +51,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "kafka": KafkaResource(
             bootstrap_servers=_env("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
             topic=_env("KAFKA_TOPIC", settings.kafka_topic),
+            security_protocol=_env("KAFKA_SECURITY_PROTOCOL", settings.kafka_security_protocol),
+            sasl_mechanism=_env("KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+            sasl_username=_env("KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+            sasl_password=_env("KAFKA_SASL_PASSWORD", ""),
         ),
         "finnhub": FinnhubResource(
             api_key=_env("FINNHUB_API_KEY", ""),

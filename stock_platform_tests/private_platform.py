@@ -8,6 +8,7 @@ are never touched. Used by the platform up/down test and the chaos suite.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from stock_platform.config import Settings, load_settings
 from stock_platform.runtime.apps import MARKER
 from stock_platform.runtime.postgres import cluster_root
 
-__all__ = ["PrivatePlatform", "free_ports"]
+__all__ = ["PrivatePlatform", "free_port_block", "free_ports"]
 
 _SCRUBBED = ("POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_")
 
@@ -37,6 +38,27 @@ def free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def free_port_block(count: int, low: int = 12_000, high: int = 30_000) -> int:
+    """The first of `count` consecutive ports all free on 127.0.0.1, for settings that derive ports from one.
+
+    Drawn below Linux's ephemeral range (32768+), where the OS would hand out client ports.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(low, high - count)
+        taken = False
+        for port in range(base, base + count):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    taken = True
+                    break
+        if not taken:
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports between {low} and {high}")
 
 
 class PrivatePlatform:

@@ -66,3 +66,112 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str,
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         load_settings()
+
+
+@pytest.fixture
+def cluster_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No Kafka, Spark or port setting from the developer's shell: the defaults are what is tested."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith(("KAFKA_", "SPARK_", "POSTGRES_", "REDIS_", "DAGSTER_", "DASHBOARD_"))]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_one_broker_and_local_spark_by_default(cluster_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.kafka_brokers == 1
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (1, 1)
+    assert settings.kafka_node_ports == [(9092, 9093)]
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.spark_workers == 0 and settings.spark_worker_ui_ports == []
+    assert settings.spark_master.startswith("local[")
+
+
+def test_three_brokers_list_every_node_and_replicate_three_times(cluster_env: pytest.MonkeyPatch) -> None:
+    cluster_env.setenv("KAFKA_BROKERS", "3")
+    settings = load_settings()
+    assert settings.kafka_node_ports == [(9092, 9093), (9094, 9095), (9096, 9097)]
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+
+
+@pytest.mark.parametrize(("brokers", "replication", "in_sync"), [("2", 2, 1), ("5", 3, 2)])
+def test_replication_defaults_follow_the_broker_count(
+    cluster_env: pytest.MonkeyPatch, brokers: str, replication: int, in_sync: int
+) -> None:
+    cluster_env.setenv("KAFKA_BROKERS", brokers)
+    settings = load_settings()
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (replication, in_sync)
+
+
+def test_replication_can_be_set_for_a_remote_cluster(cluster_env: pytest.MonkeyPatch) -> None:
+    cluster_env.setenv("KAFKA_REPLICATION_FACTOR", "3")
+    settings = load_settings()
+    assert (settings.kafka_brokers, settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (1, 3, 2)
+
+
+def test_spark_workers_make_the_local_master_the_default(cluster_env: pytest.MonkeyPatch) -> None:
+    cluster_env.setenv("SPARK_WORKERS", "2")
+    cluster_env.setenv("SPARK_MASTER_PORT", "7177")
+    settings = load_settings()
+    assert settings.spark_master == "spark://127.0.0.1:7177"
+    assert settings.spark_worker_ui_ports == [8081, 8082]
+    cluster_env.setenv("SPARK_MASTER", "spark://spark-head:7077")
+    assert load_settings().spark_master == "spark://spark-head:7077", "an explicit SPARK_MASTER wins"
+
+
+def test_security_settings_are_read_and_normalised(cluster_env: pytest.MonkeyPatch) -> None:
+    cluster_env.setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl")
+    cluster_env.setenv("KAFKA_SASL_MECHANISM", "scram-sha-256")
+    cluster_env.setenv("KAFKA_SASL_USERNAME", "app")
+    cluster_env.setenv("KAFKA_SASL_PASSWORD", "hunter2-secret")
+    settings = load_settings()
+    assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-256")
+    assert "hunter2-secret" not in repr(settings) and "hunter2-secret" not in str(settings.describe())
+    # A child process needs the password (through its environment, like the Finnhub key) to log in too.
+    env = settings.to_env()
+    assert env["KAFKA_SASL_PASSWORD"] == "hunter2-secret" and env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+
+
+def test_to_env_recreates_the_cluster_settings(cluster_env: pytest.MonkeyPatch) -> None:
+    for name, value in {"KAFKA_BROKERS": "3", "KAFKA_MIN_INSYNC_REPLICAS": "3", "SPARK_WORKERS": "2",
+                        "SPARK_WORKER_CORES": "2", "SPARK_WORKER_MEMORY": "2g"}.items():  # fmt: skip
+        cluster_env.setenv(name, value)
+    first = load_settings()
+    for name, value in first.to_env().items():
+        cluster_env.setenv(name, value)
+    again = load_settings()
+    fields = ("kafka_brokers", "kafka_replication_factor", "kafka_min_insync_replicas", "kafka_bootstrap_servers",
+              "spark_workers", "spark_master", "spark_worker_cores", "spark_worker_memory")  # fmt: skip
+    assert [getattr(again, f) for f in fields] == [getattr(first, f) for f in fields]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KAFKA_BROKERS": "0"}, "KAFKA_BROKERS must be at least 1"),
+        ({"SPARK_WORKERS": "-1"}, "SPARK_WORKERS must be at least 0"),
+        ({"KAFKA_BROKERS": "3", "KAFKA_MIN_INSYNC_REPLICAS": "4"}, r"KAFKA_MIN_INSYNC_REPLICAS \(4\) must not exceed"),
+        ({"SPARK_WORKER_MEMORY": "lots"}, "SPARK_WORKER_MEMORY must be a size such as 1g or 512m"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL must be one of"),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"},
+            "KAFKA_SASL_MECHANISM must be one of",
+        ),  # fmt: skip
+        ({"KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_PASSWORD needs KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT"),
+        ({"KAFKA_BROKERS": "3", "KAFKA_PORT": "6375"}, r"KAFKA_PORT\+4 \(Kafka node 3\) and REDIS_PORT both use port 6379"),
+        (
+            {"SPARK_WORKERS": "2", "DASHBOARD_PORT": "8082"},
+            r"SPARK_MASTER_UI_PORT\+2 \(Spark worker 2\) and DASHBOARD_PORT both use port 8082",
+        ),  # fmt: skip
+    ],
+)
+def test_cluster_settings_that_cannot_work_name_the_setting(
+    cluster_env: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        cluster_env.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        load_settings()

@@ -29,10 +29,12 @@ EXPECTED_SERVICES = {
 APP_SERVICES = ("migrate", "producer", "spark", "dashboard", "dagster-webserver", "dagster-daemon")
 SECRETS = ("POSTGRES_PASSWORD", "PGADMIN_DEFAULT_PASSWORD", "KAFKA_UI_PASSWORD")
 # Settings that only mean something on the host (published ports, the local broker's quorum
-# port) or that the image fixes (the jar cache baked in at build time): not passed to containers.
+# port, the local runtime's Kafka nodes and Spark cluster) or that the image fixes (the jar cache
+# baked in at build time): not passed to containers.
 HOST_SIDE_SETTINGS = {
     "POSTGRES_PORT", "REDIS_PORT", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT",
     "DAGSTER_PORT", "DASHBOARD_PORT", "STOCK_CACHE_DIR",
+    "KAFKA_BROKERS", "SPARK_WORKERS", "SPARK_MASTER_PORT", "SPARK_MASTER_UI_PORT", "SPARK_WORKER_CORES", "SPARK_WORKER_MEMORY",
 }  # fmt: skip
 
 Render = Callable[[dict[str, str]], subprocess.CompletedProcess[str]]

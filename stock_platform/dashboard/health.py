@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from stock_platform.dashboard.cache import ttl_cache
+from stock_platform.kafka_options import KafkaSecurity, kafka_python_options
 
 __all__ = [
     "HEARTBEAT_FIELDS",
@@ -118,8 +119,11 @@ class KafkaLag:
 
 
 @ttl_cache(5.0)
-def kafka_end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The broker's end offset of each partition of `topic`; raises `RuntimeError` with a reason if unreachable."""
+def kafka_end_offsets(bootstrap_servers: str, topic: str, security: KafkaSecurity | None = None) -> dict[int, int]:
+    """The broker's end offset of each partition of `topic`; raises `RuntimeError` with a reason if unreachable.
+
+    `security` (hashable, so it is part of the cache key) logs the consumer in to a secured cluster.
+    """
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
@@ -133,6 +137,7 @@ def kafka_end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
             request_timeout_ms=3000,
             session_timeout_ms=2000,
             heartbeat_interval_ms=500,
+            **kafka_python_options(security or KafkaSecurity()),
         )
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -146,12 +151,12 @@ def kafka_end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
             consumer.close()
 
 
-def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int]) -> KafkaLag:
+def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int], security: KafkaSecurity | None = None) -> KafkaLag:
     """Lag of the stream job on `topic`: broker end offsets minus the offsets it committed."""
     if not committed:
         return KafkaLag({}, {}, "the stream job has not committed a batch on this topic yet")
     try:
-        ends = kafka_end_offsets(bootstrap_servers, topic)
+        ends = kafka_end_offsets(bootstrap_servers, topic, security)
     except RuntimeError as e:
         return KafkaLag({}, {}, str(e))
     except Exception as e:  # noqa: BLE001 - a client library failing in any way still only means "unknown"

@@ -27,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stock_platform.config import Settings
 from stock_platform.ingestion.stats import FeedStats
+from stock_platform.kafka_options import librdkafka_options
 from stock_platform.quotes import SCHEMA_VERSION, Quote
 
 __all__ = ["ProducerError", "QuoteProducer", "encode_quote"]
@@ -100,6 +101,7 @@ class QuoteProducer:
             # callback per record (see `_count_acknowledged`).
             "delivery.report.only.error": True,
             "logger": logging.getLogger("stock_platform.ingestion.librdkafka"),
+            **librdkafka_options(settings),  # log in to a secured cluster; nothing with PLAINTEXT
         }
         config.update(overrides)
         try:

@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extensions
 from pydantic import Field
 
+from stock_platform.kafka_options import KafkaSecurity, kafka_python_options
 from stock_platform.storage.migrations import apply_migrations
 from stock_platform.storage.redis_keys import RedisKeys
 
@@ -80,16 +81,34 @@ class RedisResource(dg.ConfigurableResource):
 
 
 class KafkaResource(dg.ConfigurableResource):
-    """The Kafka cluster and the quotes topic."""
+    """The Kafka cluster and the quotes topic, and how to log in to it (the password set with `dg.EnvVar`)."""
 
     bootstrap_servers: str = Field(description="host:port list (KAFKA_BOOTSTRAP_SERVERS).")
     topic: str = Field(default="stock-quotes", description="The quotes topic (KAFKA_TOPIC).")
+    security_protocol: str = Field(default="PLAINTEXT", description="KAFKA_SECURITY_PROTOCOL.")
+    sasl_mechanism: str = Field(default="", description="KAFKA_SASL_MECHANISM (with SASL_* protocols).")
+    sasl_username: str = Field(default="", description="KAFKA_SASL_USERNAME.")
+    sasl_password: str = Field(default="", description="KAFKA_SASL_PASSWORD (a secret: bind it with dg.EnvVar).")
+
+    def security(self) -> KafkaSecurity:
+        """The security settings, checked as `load_settings` checks them."""
+        return KafkaSecurity(
+            self.security_protocol.strip().upper() or "PLAINTEXT",
+            self.sasl_mechanism.strip().upper(),
+            self.sasl_username.strip(),
+            self.sasl_password.strip(),
+        )
 
     def end_offsets(self) -> dict[int, int]:
         """The next offset of every partition of the topic (what has been published so far)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, request_timeout_ms=15_000)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            request_timeout_ms=15_000,
+            **kafka_python_options(self.security()),
+        )
         try:
             partitions = consumer.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
@@ -99,8 +118,13 @@ class KafkaResource(dg.ConfigurableResource):
         return {tp.partition: int(offset) for tp, offset in offsets.items()}
 
     def env(self) -> dict[str, str]:
-        """Environment variables that point a child process at this topic."""
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "KAFKA_TOPIC": self.topic}
+        """Environment variables that point a child process at this topic (the password only through the environment)."""
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "KAFKA_TOPIC": self.topic}
+        security = self.security()
+        if security.protocol != "PLAINTEXT":
+            env |= {"KAFKA_SECURITY_PROTOCOL": security.protocol, "KAFKA_SASL_MECHANISM": security.mechanism}
+            env |= {"KAFKA_SASL_USERNAME": security.username, "KAFKA_SASL_PASSWORD": security.password}
+        return env
 
 
 class FinnhubResource(dg.ConfigurableResource):
@@ -123,8 +147,8 @@ class FinnhubResource(dg.ConfigurableResource):
 class SparkResource(dg.ConfigurableResource):
     """How the Spark stream job runs: master, trigger, batch cap and where it keeps its checkpoints."""
 
-    master: str = Field(default="local[2]", description="Spark master (SPARK_MASTER).")
-    trigger_seconds: float = Field(default=5.0, description="Micro-batch trigger interval (SPARK_TRIGGER_SECONDS).")
+    master: str = Field(default="local[2,4]", description="Spark master (SPARK_MASTER).")
+    trigger_seconds: float = Field(default=0.5, description="Micro-batch trigger interval (SPARK_TRIGGER_SECONDS).")
     max_offsets_per_trigger: int = Field(default=200_000, description="Batch size cap (SPARK_MAX_OFFSETS_PER_TRIGGER).")
     data_dir: str = Field(description="Platform data directory; checkpoints live under it (STOCK_DATA_DIR).")
 

@@ -22,7 +22,7 @@ import requests
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.processes import pid_alive, read_pid, start_detached, stop_pid, wait_until
+from stock_platform.runtime.processes import pid_alive, pids_with_env, read_pid, start_detached, stop_pid, wait_until
 from stock_platform.runtime.services import services_env
 
 __all__ = ["MARKER", "App", "apps_down", "apps_status", "apps_up", "marked_pids", "platform_apps", "repo_root"]
@@ -132,17 +132,7 @@ def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float =
 
 def marked_pids(data_dir: Path) -> list[int]:
     """Processes (other than this one) carrying the marker of the platform in `data_dir`: run workers and Spark too."""
-    wanted = f"{MARKER}={data_dir}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            if wanted in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+    return pids_with_env(MARKER, str(data_dir))
 
 
 def apps_down(settings: Settings) -> list[str]:

@@ -22,6 +22,8 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
             services_up(settings, only)
             for name, state in services_status(settings).items():
                 print(f"{name}: {state}")
+            if settings.spark_workers > 0 and (not only or "spark" in only):
+                print(f"spark master {settings.spark_master} (UI http://127.0.0.1:{settings.spark_master_ui_port})")
         elif args.action == "down":
             stopped = services_down(settings, only)
             print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
@@ -76,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--direct", action="store_true", help="start producer and stream job directly instead of through Dagster's sensors"
     )
     platform.set_defaults(handler=_platform)
-    parser = subparsers.add_parser("services", help="start, stop or inspect the local PostgreSQL, Redis and Kafka")
+    parser = subparsers.add_parser(
+        "services", help="start, stop or inspect the local PostgreSQL, Redis, Kafka and (SPARK_WORKERS > 0) Spark cluster"
+    )
     parser.add_argument("action", choices=("up", "down", "status", "env"))
     parser.add_argument("--only", nargs="+", choices=_NAMES, help="act on these services only")
     parser.set_defaults(handler=_services)

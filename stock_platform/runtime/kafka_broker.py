@@ -1,205 +1,183 @@
-"""A single Apache Kafka broker in KRaft mode (no ZooKeeper), run from Maven Central's jars."""
+"""The local Apache Kafka in KRaft mode (no ZooKeeper), run from Maven Central's jars: one node or a small cluster.
+
+`KAFKA_BROKERS=1` (the default) runs one combined broker+controller with its
+data in `<data dir>/kafka/data`. `KAFKA_BROKERS=N` runs N combined nodes that
+form one cluster (every node a controller voter, so a quorum survives losing a
+minority), under `<data dir>/kafka/cluster-N/node-i/`: a different broker
+count is a different cluster, never a half-reused one. Node i (from 1) listens
+for clients on KAFKA_PORT+2(i-1) and for its quorum on KAFKA_CONTROLLER_PORT+2(i-1)
+(`Settings.kafka_node_ports`). Each node has its own pid file and log, so one
+can be killed and `services up` brings back just that one.
+"""
 
 from __future__ import annotations
 
-import base64
 import logging
-import subprocess
-import uuid
+import time
+from pathlib import Path
 
-from kafka import KafkaAdminClient
-from kafka.admin import NewPartitions, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaError
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.jars import KAFKA_VERSION, kafka_broker_jars
-from stock_platform.runtime.processes import pid_alive, port_open, read_pid, start_detached, stop_pid, wait_until
+from stock_platform.runtime.jars import KAFKA_VERSION
+from stock_platform.runtime.kafka_node import KafkaNode, cluster_root, new_cluster_id, registered_ids
+from stock_platform.runtime.kafka_topics import admin_client, delete_topic, ensure_topic
+from stock_platform.runtime.processes import pid_alive, port_open, read_pid, stop_pids, wait_until
 
-__all__ = ["KafkaBroker", "delete_topic", "ensure_topic"]
+__all__ = ["KafkaBroker", "KafkaNode", "delete_topic", "ensure_topic"]
 
 logger = logging.getLogger(__name__)
 
-_LOG4J = """log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.log=WARN
-log4j.logger.org.apache.kafka.storage=WARN
-"""
-
-
-def _admin_client(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
-    """An admin client whose requests, and whose wait for an unreachable broker, are bounded by `timeout_s`."""
-    timeout_ms = int(timeout_s * 1000)
-    # kafka-python 3 waits `bootstrap_timeout_ms` (default 30 s) for an unreachable broker; 2.x has no such key.
-    bounded = {"bootstrap_timeout_ms": timeout_ms} if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG else {}
-    return KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="stock-platform-admin", request_timeout_ms=timeout_ms, **bounded
-    )
-
-
-def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
-    """Create `topic` with `partitions` partitions if missing (idempotent), or grow it to that count."""
-    admin = _admin_client(bootstrap, timeout_s)
-    try:
-        try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-            logger.info("created topic %s with %d partitions", topic, partitions)
-        except TopicAlreadyExistsError:
-            described = admin.describe_topics([topic])
-            current = len(described[0]["partitions"]) if described else partitions
-            if current < partitions:
-                admin.create_partitions({topic: NewPartitions(total_count=partitions)})
-                logger.info("grew topic %s from %d to %d partitions", topic, current, partitions)
-    finally:
-        admin.close()
-
-
-def delete_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> bool:
-    """Delete `topic` if it exists; True when it is gone. Never raises: used to clean up after tests and benchmarks.
-
-    Scratch topics left behind would pile up in the user's own broker (disk, and a slower start: every
-    partition is recovered after a crash).
-    """
-    try:
-        admin = _admin_client(bootstrap, timeout_s)
-    except (KafkaError, OSError, ValueError) as exc:
-        logger.warning("could not delete topic %s: %s", topic, exc)
-        return False
-    try:
-        admin.delete_topics([topic])
-        logger.info("deleted topic %s", topic)
-        return True
-    except UnknownTopicOrPartitionError:
-        return True
-    except (KafkaError, OSError, ValueError) as exc:
-        logger.warning("could not delete topic %s: %s", topic, exc)
-        return False
-    finally:
-        admin.close()
-
 
 class KafkaBroker:
-    """Start, check and stop the project's own single-node KRaft broker."""
+    """Start, check and stop the project's own Kafka: `KAFKA_BROKERS` KRaft nodes forming one cluster."""
 
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.root = settings.data_dir / "kafka"
-        self.log_dirs = self.root / "data"
-        self.pid_file = self.root / "kafka.pid"
-        self.log_file = settings.data_dir / "logs" / "kafka.log"
-        self.port = settings.kafka_port
+        self.nodes = [KafkaNode(settings, i) for i in range(1, settings.kafka_brokers + 1)]
+        # The local nodes' own addresses: KAFKA_BOOTSTRAP_SERVERS may name them as another host sees them.
+        self.bootstrap = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        first = self.nodes[0]
+        # Node 1's files: what code written for the single broker (fault injection, tests) looks at.
+        self.root, self.pid_file, self.log_file, self.port = first.root, first.pid_file, first.log_file, first.port
 
-    def _write_config(self) -> None:
-        port, controller = self.port, self.settings.kafka_controller_port
-        properties = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.log_dirs),
-            "num.partitions": str(self.settings.kafka_partitions),
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "log.retention.hours": "168",
-            "message.max.bytes": "10485760",
-            # After a crash the restarted broker can't register until the controller lets the dead one's
-            # session lapse (default 9 s); one node on one host needs no such patience. Measured here:
-            # `services up` after SIGKILL spent ~10 s in DUPLICATE_BROKER_REGISTRATION retries.
-            "broker.session.timeout.ms": "4000",
-            "broker.heartbeat.interval.ms": "1000",
-        }
-        (self.root / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
-        (self.root / "log4j.properties").write_text(_LOG4J)
-
-    def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
-        classpath = str(kafka_broker_jars(self.settings.cache_dir)[0].parent / "*")
-        return [
-            "java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{self.root / 'log4j.properties'}", "-cp", classpath, main, *args,
-        ]  # fmt: skip
-
-    def _format_storage(self) -> None:
-        if (self.log_dirs / "meta.properties").exists():
-            return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(  # noqa: S603
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.root / "server.properties")),
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise ServiceError(
-                self.name,
-                f"formatting KRaft storage failed: {result.stdout[-400:]} {result.stderr[-400:]}",
-                hint=f"check that {self.log_dirs} is writable and has free space; an empty directory is formatted afresh",
-            )
+    def members(self) -> list[KafkaNode]:
+        """The nodes, each reported on its own by `services status` (one entry named "kafka" for a single node)."""
+        return self.nodes
 
     def running(self) -> bool:
-        """True when the broker we started is alive."""
-        return pid_alive(read_pid(self.pid_file))
+        """True when any node we started is alive."""
+        return any(node.running() for node in self.nodes)
 
     def healthy(self) -> bool:
-        """True when the broker answers a metadata request."""
-        if not port_open(self.port):  # spares kafka-python's connection-refused errors while the broker boots
+        """True when every node accepts clients and the cluster lists all of them as live brokers."""
+        if not all(port_open(node.port) for node in self.nodes):
             return False
         try:
-            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.port}", request_timeout_ms=3000)
-            try:
-                admin.list_topics()
-            finally:
-                admin.close()
-            return True
+            return registered_ids(self.bootstrap) >= {n.node_id for n in self.nodes}
         except (KafkaError, OSError, ValueError):
             return False
 
-    def start(self) -> None:
-        """Fetch the jars once, format storage once, start the broker, wait, create the topic."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.log_dirs.mkdir(parents=True, exist_ok=True)
-        if not self.running():
-            for port in (self.port, self.settings.kafka_controller_port):
-                if port_open(port):
-                    raise ServiceError(
-                        self.name,
-                        f"port {port} is taken by another program",
-                        hint="set KAFKA_PORT (and KAFKA_CONTROLLER_PORT) to free ports",
-                    )
-            self._write_config()
-            self._format_storage()
-            argv = self._java("kafka.Kafka", str(self.root / "server.properties"), heap="768m")
-            start_detached(argv, self.log_file, self.pid_file)
-        if not wait_until(lambda: self.running() and self.healthy(), 90, interval=0.5):
-            state = "exited" if not self.running() else "not answering"
+    def _check_can_start(self) -> None:
+        s = self.settings
+        if s.kafka_security_protocol != "PLAINTEXT":
             raise ServiceError(
                 self.name,
-                f"Kafka {KAFKA_VERSION} {state} on 127.0.0.1:{self.port} after 90 s",
-                self.log_file,
+                f"the local brokers speak PLAINTEXT on 127.0.0.1, but KAFKA_SECURITY_PROTOCOL={s.kafka_security_protocol}",
+                hint="point KAFKA_BOOTSTRAP_SERVERS at your secured cluster and start the rest with "
+                "`stock-platform services up --only postgres redis spark`, or unset KAFKA_SECURITY_PROTOCOL",
+            )
+        if s.kafka_replication_factor > s.kafka_brokers:
+            raise ServiceError(
+                self.name,
+                f"KAFKA_REPLICATION_FACTOR={s.kafka_replication_factor} needs as many brokers, KAFKA_BROKERS={s.kafka_brokers}",
+                hint="raise KAFKA_BROKERS or lower KAFKA_REPLICATION_FACTOR",
+            )
+        others = [p for p in self._all_pid_files() if p not in {n.pid_file for n in self.nodes} and pid_alive(read_pid(p))]
+        if others:
+            raise ServiceError(
+                self.name,
+                f"a Kafka started with another KAFKA_BROKERS still runs from this data dir ({others[0].parent})",
+                hint="`stock-platform services down --only kafka`, then `up` with the broker count you want",
+            )
+        for node in self.nodes:
+            if node.running():
+                continue
+            for port in (node.port, node.controller_port):
+                if port_open(port):
+                    raise ServiceError(
+                        node.name,
+                        f"port {port} is taken by another program",
+                        hint="set KAFKA_PORT (and KAFKA_CONTROLLER_PORT) to free ports; node i uses both + 2(i-1)",
+                    )
+
+    def _cluster_id(self) -> str:
+        """The id every node is formatted with: the one already on disk, else a new one (kept for later nodes)."""
+        found = [cid for node in self.nodes if (cid := node.formatted_cluster_id())]
+        if found:
+            return found[0]
+        if len(self.nodes) == 1:
+            return new_cluster_id()
+        id_file = cluster_root(self.settings) / "cluster.id"
+        if not id_file.exists():
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(new_cluster_id() + "\n")
+        return id_file.read_text().strip()
+
+    def start(self) -> None:
+        """Fetch the jars once, format each node once, start the nodes that are not running, wait, create the topic."""
+        self._check_can_start()
+        dead = [node for node in self.nodes if not node.running()]
+        if dead:
+            cluster_id = self._cluster_id()
+            for node in self.nodes:
+                node.write_config()
+            for node in dead:
+                node.format_storage(cluster_id)
+                node.launch()
+        timeout = 60 + 30 * len(self.nodes)  # N JVMs booting on a laptop's cores
+        if not wait_until(lambda: all(n.running() for n in self.nodes) and self.healthy(), timeout, interval=0.5):
+            bad = next((n for n in self.nodes if not n.running() or not n.healthy()), self.nodes[0])
+            state = "exited" if not bad.running() else "not answering"
+            raise ServiceError(
+                bad.name,
+                f"Kafka {KAFKA_VERSION} {state} on 127.0.0.1:{bad.port} after {timeout} s",
+                bad.log_file,
                 hint="read the end of the log (`java` missing, memory, a corrupt data dir); `stock-platform services down` "
                 "then `up`",
             )
+        self._ensure_quote_topic()
+
+    def _ensure_quote_topic(self, attempts: int = 3) -> None:
+        """Create or grow the quote topic; retried, since a node that has just come back may not be known to all yet."""
+        s = self.settings
+        for attempt in range(1, attempts + 1):
+            try:
+                ensure_topic(
+                    self.bootstrap, s.kafka_topic, s.kafka_partitions,
+                    replication_factor=s.kafka_replication_factor, min_insync_replicas=s.kafka_min_insync_replicas,
+                )  # fmt: skip
+                if not wait_until(lambda: all(self._topic_led_on(node) for node in self.nodes), 30, interval=0.5):
+                    raise KafkaError(f"partitions without a leader on some node 30 s after creating {s.kafka_topic}")
+                return
+            except KafkaError as exc:
+                if attempt < attempts:
+                    logger.info("topic %s not ready (%s); retrying", s.kafka_topic, type(exc).__name__)
+                    time.sleep(2)
+                    continue
+                raise ServiceError(
+                    self.name,
+                    f"could not create topic {s.kafka_topic!r} ({type(exc).__name__}: {exc})",
+                    self.log_file,
+                    hint="the brokers answer but refused or timed out; run `stock-platform services up` again",
+                ) from exc
+
+    def _topic_led_on(self, node: KafkaNode) -> bool:
+        """True when `node` itself knows every partition of the quote topic and its leader.
+
+        A new topic reaches each node's metadata a moment after the create call returns; until then a
+        client bootstrapped there (the producer, right after `services up`) is told it does not exist.
+        """
+        admin = admin_client(f"127.0.0.1:{node.port}", 3)
         try:
-            ensure_topic(f"127.0.0.1:{self.port}", self.settings.kafka_topic, self.settings.kafka_partitions)
-        except KafkaError as exc:
-            raise ServiceError(
-                self.name,
-                f"could not create topic {self.settings.kafka_topic!r} ({type(exc).__name__}: {exc})",
-                self.log_file,
-                hint="the broker answers but refused or timed out; run `stock-platform services up` again",
-            ) from exc
+            described = admin.describe_topics([self.settings.kafka_topic])
+        finally:
+            admin.close()
+        partitions = described[0]["partitions"] if described else []
+        return len(partitions) >= self.settings.kafka_partitions and all(p["leader_id"] >= 0 for p in partitions)
+
+    def _all_pid_files(self) -> list[Path]:
+        """The pid file of every node this data dir ever started, whatever KAFKA_BROKERS was then."""
+        root = self.settings.data_dir / "kafka"
+        return [root / "kafka.pid", *sorted(root.glob("cluster-*/node-*/kafka.pid"))]
 
     def stop(self) -> bool:
-        """Stop the broker we started (controlled shutdown on SIGTERM)."""
-        return stop_pid(read_pid(self.pid_file), timeout=30)
+        """Stop every node this data dir started, all at once (controlled shutdown on SIGTERM); True if any ran."""
+        return stop_pids([read_pid(p) for p in self._all_pid_files()], timeout=30) > 0
 
     def env(self) -> dict[str, str]:
-        """The variables that point a client at this broker."""
+        """The variables that point a client at these brokers."""
         return {"KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers, "KAFKA_TOPIC": self.settings.kafka_topic}

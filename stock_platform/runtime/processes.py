@@ -13,10 +13,12 @@ from pathlib import Path
 
 __all__ = [
     "pid_alive",
+    "pids_with_env",
     "port_open",
     "read_pid",
     "start_detached",
     "stop_pid",
+    "stop_pids",
     "wait_until",
 ]
 
@@ -58,6 +60,25 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Live processes (other than this one) whose environment holds `name=value`: how a marked family is found.
+
+    A process started with a marker passes it to everything it starts (a Spark worker to its
+    executors), so the family can be stopped even when a parent died without cleaning up.
+    """
+    wanted = f"{name}={value}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def start_detached(
     argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> int:
@@ -91,6 +112,30 @@ def stop_pid(pid: int | None, timeout: float = 20.0, group: bool = True) -> bool
             pass
         wait_until(lambda: not pid_alive(pid), 5)
     return True
+
+
+def stop_pids(pids: Sequence[int | None], timeout: float = 20.0, group: bool = True) -> int:
+    """Stop several processes (and their groups) at once; returns how many were running.
+
+    All get SIGTERM together, then SIGKILL after `timeout`: members of one cluster stopped one by one
+    would each wait on peers that are already gone (a KRaft broker's controlled shutdown needs a quorum).
+    """
+    live = [pid for pid in pids if pid is not None and pid_alive(pid)]
+    send = os.killpg if group else os.kill
+    for pid in live:
+        try:
+            send(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    if not wait_until(lambda: not any(pid_alive(p) for p in live), timeout):
+        for pid in [p for p in live if pid_alive(p)]:
+            logger.warning("pid %s ignored SIGTERM for %.0fs; sending SIGKILL", pid, timeout)
+            try:
+                send(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(pid_alive(p) for p in live), 5)
+    return len(live)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:

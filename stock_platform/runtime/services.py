@@ -10,8 +10,9 @@ from stock_platform.runtime.jars import spark_kafka_jars
 from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.redis_server import RedisServer
+from stock_platform.runtime.spark_cluster import SparkCluster
 
-__all__ = ["Service", "all_services", "services_down", "services_env", "services_status", "services_up"]
+__all__ = ["Member", "Service", "all_services", "services_down", "services_env", "services_status", "services_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,27 @@ class Service(Protocol):
     def env(self) -> dict[str, str]: ...
 
 
+class Member(Protocol):
+    """One process of a service made of several (a Kafka node, a Spark worker), as `services status` reports it."""
+
+    name: str
+
+    def running(self) -> bool: ...
+    def healthy(self) -> bool: ...
+
+
+def _members(service: Service) -> list[Member]:
+    """A service's processes, each with its own status line (`members()`), or the service itself when it is one."""
+    members = getattr(service, "members", None)
+    return list(members()) if callable(members) else [service]
+
+
 def all_services(settings: Settings) -> list[Service]:
-    """The services in start order (Kafka last: it is the slowest, the others are needed by it never)."""
-    return [PostgresServer(settings), RedisServer(settings), KafkaBroker(settings)]
+    """The services in start order: Kafka after the quick ones (it is the slowest), the Spark cluster only when asked for."""
+    services: list[Service] = [PostgresServer(settings), RedisServer(settings), KafkaBroker(settings)]
+    if settings.spark_workers > 0:
+        services.append(SparkCluster(settings))
+    return services
 
 
 def services_up(settings: Settings, only: set[str] | None = None) -> None:
@@ -46,8 +65,11 @@ def services_up(settings: Settings, only: set[str] | None = None) -> None:
 
 def services_down(settings: Settings, only: set[str] | None = None) -> list[str]:
     """Stop the services we started, in reverse order; returns the names that were running."""
+    services = all_services(settings)
+    if settings.spark_workers == 0:
+        services.append(SparkCluster(settings))  # one started earlier with SPARK_WORKERS > 0 is stopped too
     stopped = []
-    for service in reversed(all_services(settings)):
+    for service in reversed(services):
         if only and service.name not in only:
             continue
         if service.stop():
@@ -56,13 +78,14 @@ def services_down(settings: Settings, only: set[str] | None = None) -> list[str]
 
 
 def services_status(settings: Settings) -> dict[str, str]:
-    """Each service's state: healthy, running but not answering, or stopped."""
+    """Each service's (or each of its processes') state: healthy, running but not answering, or stopped."""
     out = {}
     for service in all_services(settings):
-        if service.running():
-            out[service.name] = "healthy" if service.healthy() else "running, not answering"
-        else:
-            out[service.name] = "stopped"
+        for member in _members(service):
+            if member.running():
+                out[member.name] = "healthy" if member.healthy() else "running, not answering"
+            else:
+                out[member.name] = "stopped"
     return out
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-    from stock_platform.streaming.processor import BatchProcessor
+    from stock_platform.streaming.processor import BatchProcessor, TaskWriterFactory
     from stock_platform.streaming.progress import ProgressReporter
 
 __all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "spark_submit_jars", "start_query"]
@@ -47,10 +47,10 @@ HEARTBEAT_INTERVAL_S = 10.0
 class StreamOptions:
     """How one run of the job reads the topic."""
 
-    trigger_seconds: float = 5.0
+    trigger_seconds: float = 0.5
     starting_offsets: str = "earliest"  # only used when the checkpoint is new
     available_now: bool = False  # drain what the topic holds now, then exit
-    checkpoint: Path | None = None  # default: settings.checkpoint_dir / topic
+    checkpoint: str | Path | None = None  # a path or URI; default: settings.spark_checkpoint_location
     max_offsets_per_trigger: int | None = None  # default: settings.spark_max_offsets_per_trigger
     redis: bool = True
 
@@ -58,14 +58,15 @@ class StreamOptions:
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """The job's command-line options (shared by the CLI and the spark-submit entry point)."""
     parser.add_argument(
-        "--trigger-seconds", type=float, default=None, help="micro-batch interval (default SPARK_TRIGGER_SECONDS, 5)"
+        "--trigger-seconds", type=float, default=None, help="micro-batch interval (default SPARK_TRIGGER_SECONDS, 0.5)"
     )
     parser.add_argument("--starting-offsets", choices=("earliest", "latest"), default="earliest",
                         help="where a NEW checkpoint starts reading (default earliest: nothing is skipped)")  # fmt: skip
     parser.add_argument("--available-now", action="store_true", help="process what the topic holds now, then exit")
     parser.add_argument(
-        "--checkpoint", type=Path, default=None, help="checkpoint directory (default <data dir>/checkpoints/<topic>)"
-    )
+        "--checkpoint", default=None,
+        help="checkpoint path or URI, e.g. s3a://bucket/cp (default SPARK_CHECKPOINT_LOCATION, or <data dir>/checkpoints/<topic>)",
+    )  # fmt: skip
     parser.add_argument(
         "--max-offsets-per-trigger", type=int, default=None, help="back-pressure: records per micro-batch at most"
     )
@@ -86,20 +87,28 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> StreamOpt
     )
 
 
-def checkpoint_for(settings: Settings, options: StreamOptions) -> Path:
-    """The checkpoint directory this run uses (one per topic by default)."""
-    return (options.checkpoint or settings.checkpoint_dir / settings.kafka_topic).resolve()
+def checkpoint_for(settings: Settings, options: StreamOptions) -> str:
+    """The checkpoint this run uses: a URI (hdfs://, s3a://, file:) is passed to Spark untouched, a path made absolute."""
+    location = str(options.checkpoint or settings.spark_checkpoint_location or settings.checkpoint_dir / settings.kafka_topic)
+    if "://" in location or location.startswith("file:"):
+        return location
+    return str(Path(location).expanduser().resolve())
 
 
 def start_query(spark: SparkSession, settings: Settings, options: StreamOptions, processor: BatchProcessor) -> StreamingQuery:
     """Start the Kafka -> foreachBatch query with the options' trigger, back-pressure and checkpoint."""
+    from stock_platform.kafka_options import spark_kafka_options
+
     max_offsets = options.max_offsets_per_trigger or settings.spark_max_offsets_per_trigger
+    min_partitions = settings.spark_min_partitions or 2 * spark.sparkContext.defaultParallelism
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
         .option("subscribe", settings.kafka_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("maxOffsetsPerTrigger", str(max_offsets))
+        .option("minPartitions", str(min_partitions))
+        .options(**spark_kafka_options(settings))  # security (SASL/SSL); nothing on a plain local broker
         .load()
     )
     writer = source.writeStream.queryName(f"stock-stream-{settings.kafka_topic}").foreachBatch(processor)
@@ -148,11 +157,16 @@ def _stop_when_idle(query: StreamingQuery, timeout_s: float = 120.0) -> None:
     query.stop()
 
 
-def run_stream(settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True) -> int:
+def run_stream(
+    settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True,
+    writer_factory: TaskWriterFactory | None = None, processor_type: type[BatchProcessor] | None = None,
+) -> int:  # fmt: skip
     """Run the job until SIGTERM/SIGINT, or until the topic is drained with `available_now`; exit code.
 
     `spark` lets a caller (tests, a notebook) reuse its session; `handle_signals=False`
-    leaves the caller's signal handlers alone.
+    leaves the caller's signal handlers alone; `writer_factory` replaces what each task
+    runs (tests wrap the real one to fail a task after its commit), `processor_type` the
+    driver's part (the benchmarks' driver-path baseline).
     """
     from stock_platform.storage.migrations import apply_migrations
     from stock_platform.storage.redis_keys import RedisKeys
@@ -161,6 +175,7 @@ def run_stream(settings: Settings, options: StreamOptions, spark: SparkSession |
     from stock_platform.streaming.progress import ProgressReporter
     from stock_platform.streaming.redis_sink import RedisSink
     from stock_platform.streaming.session import build_spark_session
+    from stock_platform.streaming.tasks import TaskConfig, task_writer
 
     applied = apply_migrations(settings.postgres_dsn)
     if applied:
@@ -173,7 +188,14 @@ def run_stream(settings: Settings, options: StreamOptions, spark: SparkSession |
     redis_sink = (
         RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
     )
-    processor = BatchProcessor(checkpoint_for(settings, options), PostgresSink(settings.postgres_dsn), redis_sink, reporter)
+    task_config = TaskConfig(
+        postgres_dsn=settings.postgres_dsn, redis_url=settings.redis_url if options.redis else None,
+        redis_key_prefix=settings.redis_key_prefix, redis_ttl_seconds=settings.redis_ttl_seconds, query_id="", batch_id=-1,
+    )  # fmt: skip
+    processor = (processor_type or BatchProcessor)(
+        checkpoint_for(settings, options), task_config, PostgresSink(settings.postgres_dsn), redis_sink, reporter,
+        writer_factory or task_writer,
+    )  # fmt: skip
     if redis_sink is not None:
         redis_sink.beat(processor.heartbeat_fields())  # alive before Spark's ~10 s start
     own_spark = spark is None

@@ -1,9 +1,9 @@
 """Kafka records in, validated quotes and dead letters out: the stream job's one parsing function.
 
 `parse_record` is pure (no I/O, no clock unless no Kafka timestamp is known) and
-is the only place a Kafka record is judged: the job calls it on the driver for
-each micro-batch, `parse_kafka_frame` calls it inside Spark executors, and the
-unit tests call it directly. Validation itself is the message contract's
+is the only place a Kafka record is judged: the job's Spark tasks call it on the
+executors (`tasks.task_writer`), `parse_kafka_frame` offers it as a DataFrame
+transformation, and the unit tests call it directly. Validation itself is the message contract's
 (`stock_platform.quotes.parse_quote`), so the producer and the job can never
 disagree about what a valid quote is.
 """
@@ -259,7 +259,7 @@ def parse_kafka_frame(kafka_df: DataFrame) -> DataFrame:
     """Apply `parse_record` inside Spark: a Kafka DataFrame in, a `PARSED_SCHEMA` DataFrame out.
 
     For Spark-side consumers (the JDBC benchmark, ad-hoc analysis); the
-    streaming job parses on the driver instead, where it also writes.
+    streaming job parses inside its writing tasks instead (`tasks.task_writer`).
     """
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 

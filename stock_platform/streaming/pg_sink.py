@@ -1,12 +1,16 @@
-"""The PostgreSQL side of a micro-batch: prices, candles, dead letters and the batch record in one transaction.
+"""The PostgreSQL side of a micro-batch: each Spark task writes its span in one transaction; the driver the batch row.
 
-`foreachBatch` is at-least-once, so every statement here is idempotent: rows go
+A span is one Kafka topic-partition's share of a batch. Its task writes
+prices, candles, dead letters and a `stream_task_commits` row naming the
+offsets it covered, all in one transaction, so a task that Spark runs again
+(a retry, a lost executor, a batch replayed from the checkpoint) finds the row
+and writes nothing twice. Every statement is idempotent besides: rows go
 through COPY into a session temp table and then `INSERT ... ON CONFLICT
 (symbol, event_time) DO NOTHING RETURNING`, the 1-minute candles are upserted
-from exactly the rows that statement inserted, dead letters conflict on their
-Kafka coordinates, and the batch row on (query_id, batch_id). Replaying a
-batch, restarting from the checkpoint or re-reading the topic therefore
-leaves every table as it was.
+from exactly the rows that statement inserted, and dead letters conflict on
+their Kafka coordinates, so re-reading the topic with a new checkpoint leaves
+every table as it was too. The driver records the batch in `stream_batches`
+once all its tasks committed.
 
 Candle rules (documented here because the dashboard and the daily compaction
 rely on them):
@@ -21,7 +25,6 @@ rely on them):
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -35,8 +38,9 @@ from psycopg2.extras import execute_values
 from stock_platform.quotes import Quote
 from stock_platform.storage.postgres import PgConnection, connect
 from stock_platform.streaming.parse import DeadLetter, ParsedBatch
+from stock_platform.streaming.summary import BatchSummary
 
-__all__ = ["CANDLE_RECOMPUTE_SQL", "PostgresSink", "SinkResult", "copy_text"]
+__all__ = ["CANDLE_RECOMPUTE_SQL", "PostgresSink", "SinkResult", "TaskSpan", "copy_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +81,9 @@ WITH ins AS (
 ), up AS (
     INSERT INTO stock_candles_1m AS c (symbol, minute, open, high, low, close, volume, trade_count,
                                        first_event_time, last_event_time)
-    SELECT * FROM agg
+    -- One lock order for every writer: two tasks sharing a minute (a Kafka partition split between tasks)
+    -- queue on its candle instead of deadlocking.
+    SELECT * FROM agg ORDER BY symbol, minute
     ON CONFLICT (symbol, minute) DO UPDATE SET
         open = CASE WHEN EXCLUDED.first_event_time < c.first_event_time THEN EXCLUDED.open ELSE c.open END,
         close = CASE WHEN EXCLUDED.last_event_time > c.last_event_time THEN EXCLUDED.close ELSE c.close END,
@@ -103,12 +109,47 @@ INSERT INTO stream_batches (query_id, batch_id, topic, start_offsets, end_offset
                             duplicates, dead_letters, duration_ms)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (query_id, batch_id) DO NOTHING
 """
+# A task claims its span first: a second attempt of the same task (Spark's retry, or a speculative copy) waits
+# here on the first one's uncommitted row and then finds it, so the two can never both write.
+_CLAIM_SPAN = """
+INSERT INTO stream_task_commits (query_id, batch_id, topic, kafka_partition, start_offset, end_offset, rows_in)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (query_id, batch_id, topic, kafka_partition, start_offset) DO NOTHING
+RETURNING 1
+"""
+_CLAIMED_SPAN = """
+SELECT end_offset, inserted, duplicates, dead_letters, candles FROM stream_task_commits
+WHERE query_id = %s AND batch_id = %s AND topic = %s AND kafka_partition = %s AND start_offset = %s
+"""
+_FINISH_SPAN = """
+UPDATE stream_task_commits
+SET end_offset = %s, rows_in = %s, inserted = %s, duplicates = %s, dead_letters = %s, candles = %s,
+    committed_at = now() AT TIME ZONE 'UTC'
+WHERE query_id = %s AND batch_id = %s AND topic = %s AND kafka_partition = %s AND start_offset = %s
+"""
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 @dataclass(frozen=True)
+class TaskSpan:
+    """The share of a micro-batch that one Spark task writes: one Kafka topic-partition, offsets [start, end)."""
+
+    query_id: str
+    batch_id: int
+    topic: str
+    partition: int
+    start_offset: int
+    end_offset: int
+    rows_in: int
+
+    def key(self) -> tuple[str, int, str, int, int]:
+        """The span's primary key in `stream_task_commits`."""
+        return (self.query_id, self.batch_id, self.topic, self.partition, self.start_offset)
+
+
+@dataclass(frozen=True)
 class SinkResult:
-    """What one batch did to PostgreSQL."""
+    """What one span did to PostgreSQL (for a replayed span: what its first, committed run did)."""
 
     inserted: int
     duplicates: int
@@ -143,15 +184,11 @@ def _dead_letter_rows(dead: Sequence[DeadLetter]) -> list[tuple]:
     return rows
 
 
-def _offset_maps(batch: ParsedBatch) -> tuple[dict, dict]:
-    """The batch's first and next offsets as `{topic: {"partition": offset}}` (the JSONB columns' shape)."""
-    start = {t: {str(p): span[0] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
-    end = {t: {str(p): span[1] for p, span in sorted(parts.items())} for t, parts in batch.offsets.items()}
-    return start, end
-
-
 class PostgresSink:
-    """Writes micro-batches to PostgreSQL idempotently; keeps one connection for the job's life."""
+    """Writes spans of micro-batches to PostgreSQL idempotently; keeps one connection for its process's life.
+
+    On an executor one sink lives in each Python worker and serves every task that worker runs.
+    """
 
     def __init__(self, dsn: str, application_name: str = "stock-platform-stream") -> None:
         self.dsn = dsn
@@ -170,99 +207,82 @@ class PostgresSink:
             self._conn.close()
         self._conn = None
 
-    def write_batch(self, batch: ParsedBatch, query_id: str, batch_id: int, duration_ms: int | None = None) -> SinkResult:
-        """Write one parsed batch in one transaction; a batch already recorded is skipped whole."""
-        summary = dataclasses.replace(batch, quotes=[], dead_letters=[], duplicates_in_batch=0)
-        return self.write_chunks(summary, [batch], query_id, batch_id, duration_ms)
+    def write_span(self, span: TaskSpan, chunks: Iterable[ParsedBatch]) -> SinkResult:
+        """Write one span, arriving as parsed chunks, in one transaction that also records the span.
 
-    def write_chunks(
-        self, batch: ParsedBatch, chunks: Iterable[ParsedBatch], query_id: str, batch_id: int, duration_ms: int | None = None
-    ) -> SinkResult:
-        """Write a batch arriving as parsed chunks, in one transaction, overlapping parsing with writing.
-
-        `batch` carries the offsets and counts (`parse.summarise`); each chunk is
-        absorbed into it as it arrives, so on return it holds the whole batch.
-        Chunk k is written by a worker thread (psycopg2 releases the GIL while
-        PostgreSQL works) while the caller's iterator parses chunk k+1.
+        A span already recorded with the same end offset was committed by an earlier run of the
+        task: its chunks are consumed (the caller may still want them for Redis) and nothing is
+        written. Chunk k is copied into the stage by a worker thread (psycopg2 releases the GIL
+        while PostgreSQL works) while the caller's iterator parses chunk k+1; one statement then
+        inserts the span's rows and upserts their candles, so the candle rows are locked only
+        from that statement to the commit, always in (symbol, minute) order.
         """
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
-                if self._already_committed(cur, batch, query_id, batch_id):
-                    for part in chunks:
-                        batch.absorb(part)
-                    logger.info("batch %s of query %s was already committed; skipping its PostgreSQL writes", batch_id, query_id)
-                    return SinkResult(0, len(batch.quotes) + batch.duplicates_in_batch, len(batch.dead_letters), 0, True)
+                stored = self._claim(cur, span)
+                if stored is not None:
+                    for _part in chunks:
+                        pass
+                    logger.info("span %s was already committed; skipping its PostgreSQL writes", span.key())
+                    return stored
+                cur.execute("SET LOCAL work_mem = '64MB'")  # sorting the staged rows (by key, by minute) stays in memory
+                cur.execute(_STAGE_DDL)
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-sink") as pool:
-                    futures = []
-                    for part in chunks:
-                        batch.absorb(part)
-                        futures.append(pool.submit(self._write_quotes, cur, part.quotes))
+                    futures = [pool.submit(self._stage_part, cur, part) for part in chunks]
                 results = [f.result() for f in futures]  # the first error, if any, is raised here
-                inserted, candles = sum(r[0] for r in results), sum(r[1] for r in results)
-                if batch.dead_letters:
-                    execute_values(cur, _DEAD_LETTERS, _dead_letter_rows(batch.dead_letters), template=_DEAD_LETTER_ROW)
-                duplicates = len(batch.quotes) - inserted + batch.duplicates_in_batch
-                self._record_batch(cur, batch, query_id, batch_id, inserted, duplicates, duration_ms)
+                valid, in_batch_duplicates, dead = (sum(r[i] for r in results) for i in range(3))
+                inserted = candles = 0
+                if valid:
+                    cur.execute(_INSERT_AND_CANDLES)
+                    inserted, candles = (int(n) for n in cur.fetchone())
+                duplicates = valid - inserted + in_batch_duplicates
+                cur.execute(_FINISH_SPAN, (span.end_offset, span.rows_in, inserted, duplicates, dead, candles, *span.key()))
         except psycopg2.Error:
             self.close()
             raise
-        return SinkResult(inserted, duplicates, len(batch.dead_letters), candles, False)
+        return SinkResult(inserted, duplicates, dead, candles, False)
 
-    def record_duration(self, query_id: str, batch_id: int, duration_ms: int) -> None:
-        """Store the batch's whole duration (PostgreSQL and Redis), known only after its transaction."""
+    def record_batch(self, query_id: str, batch_id: int, summary: BatchSummary, duration_ms: int | None) -> bool:
+        """The driver's ledger row for a whole batch, written after every task committed; False if already there."""
+        topics = sorted({t.topic for t in summary.tasks}) or [""]
+        start, end = summary.offsets()
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(
-                    "UPDATE stream_batches SET duration_ms = %s WHERE query_id = %s AND batch_id = %s",
-                    (duration_ms, query_id, batch_id),
-                )
-        except psycopg2.Error as e:  # bookkeeping only: the batch itself is committed
-            logger.warning("could not record the duration of batch %s: %s", batch_id, type(e).__name__)
+                    _BATCH_ROW,
+                    (query_id, batch_id, ",".join(topics), json.dumps(start), json.dumps(end), summary.rows_in,
+                     summary.inserted, summary.duplicates, summary.dead_letters, duration_ms),
+                )  # fmt: skip
+                return cur.rowcount == 1
+        except psycopg2.Error:
             self.close()
+            raise
 
     @staticmethod
-    def _already_committed(cur: psycopg2.extensions.cursor, batch: ParsedBatch, query_id: str, batch_id: int) -> bool:
-        """True when this very batch (same query, id and offsets) is recorded: Spark re-ran it after a crash.
+    def _claim(cur: psycopg2.extensions.cursor, span: TaskSpan) -> SinkResult | None:
+        """Record the span as being written; the stored result instead when an earlier run committed it.
 
-        Offsets are compared too, so a tampered checkpoint that re-plans a batch
-        id over other offsets still goes through the (idempotent) writes.
+        A span recorded with another end offset (a checkpoint edited by hand re-planned the batch)
+        is written again, idempotently, and its row updated.
         """
-        cur.execute(
-            "SELECT start_offsets, end_offsets FROM stream_batches WHERE query_id = %s AND batch_id = %s", (query_id, batch_id)
-        )
-        row = cur.fetchone()
-        if row is None:
-            return False
-        start, end = _offset_maps(batch)
-        if (row[0], row[1]) == (start, end):
-            return True
-        logger.warning("batch %s of query %s was recorded with other offsets; writing it again idempotently", batch_id, query_id)
-        return False
+        cur.execute(_CLAIM_SPAN, (*span.key(), span.end_offset, span.rows_in))
+        if cur.fetchone() is not None:
+            return None
+        cur.execute(_CLAIMED_SPAN, span.key())
+        end_offset, inserted, duplicates, dead, candles = cur.fetchone()
+        if end_offset == span.end_offset:
+            return SinkResult(inserted, duplicates, dead, candles, True)
+        logger.warning("span %s was recorded up to offset %s, now %s; writing it again idempotently",
+                       span.key(), end_offset, span.end_offset)  # fmt: skip
+        return None
 
     @staticmethod
-    def _write_quotes(cur: psycopg2.extensions.cursor, quotes: Sequence[Quote]) -> tuple[int, int]:
-        if not quotes:
-            return 0, 0
-        # Sorting ~100k staged rows (by key, then by minute for the candles) stays in memory.
-        cur.execute("SET LOCAL work_mem = '64MB'")
-        cur.execute(_STAGE_DDL)
-        cur.copy_expert(_STAGE_COPY, io.StringIO(copy_text(quotes)))
-        cur.execute(_INSERT_AND_CANDLES)
-        inserted, candles = cur.fetchone()
-        cur.execute("TRUNCATE stream_stage")  # the next chunk of the same transaction starts empty
-        return int(inserted), int(candles)
-
-    @staticmethod
-    def _record_batch(
-        cur: psycopg2.extensions.cursor, batch: ParsedBatch, query_id: str, batch_id: int,
-        inserted: int, duplicates: int, duration_ms: int | None,
-    ) -> None:  # fmt: skip
-        topics = sorted(batch.offsets) or [""]
-        start, end = _offset_maps(batch)
-        cur.execute(
-            _BATCH_ROW,
-            (query_id, batch_id, ",".join(topics), json.dumps(start), json.dumps(end), batch.rows_in, inserted,
-             duplicates, len(batch.dead_letters), duration_ms),
-        )  # fmt: skip
+    def _stage_part(cur: psycopg2.extensions.cursor, part: ParsedBatch) -> tuple[int, int, int]:
+        """One chunk's quotes into the stage (COPY) and its dead letters: (valid, duplicates, dead)."""
+        if part.quotes:
+            cur.copy_expert(_STAGE_COPY, io.StringIO(copy_text(part.quotes)))
+        if part.dead_letters:
+            execute_values(cur, _DEAD_LETTERS, _dead_letter_rows(part.dead_letters), template=_DEAD_LETTER_ROW)
+        return len(part.quotes), part.duplicates_in_batch, len(part.dead_letters)

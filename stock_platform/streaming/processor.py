@@ -1,9 +1,17 @@
-"""The `foreachBatch` function: one Kafka micro-batch parsed, written to PostgreSQL then Redis, and reported.
+"""The `foreachBatch` function on the driver: send the batch's work to the executors, then keep the books.
 
-Order matters for correctness: PostgreSQL commits first (one idempotent
-transaction, see `pg_sink`); Redis, a cache, follows and may fail without
-failing the batch; Spark commits the batch to its checkpoint only after this
-function returns, so a crash anywhere replays the batch, which changes nothing.
+The driver never holds the batch's records. It runs `tasks.task_writer` over
+the micro-batch with `mapInArrow`, so each Spark task parses, validates and
+writes its own share (PostgreSQL, then Redis) and returns one small summary;
+the driver collects only those summaries. It then records the batch in
+`stream_batches`, publishes the batch notice and heartbeat to Redis, refills
+Redis from PostgreSQL when a task missed it, and reports progress.
+
+Order matters for correctness: each task commits its PostgreSQL transaction
+before its Redis write; the driver's `stream_batches` row follows every
+task's commit; Spark commits the batch to its checkpoint only after this
+function returns, so a crash anywhere replays the batch, and the tasks' span
+ledger makes the replay a no-op.
 """
 
 from __future__ import annotations
@@ -12,34 +20,34 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
 
-from stock_platform.quotes import Quote
-from stock_platform.streaming.parse import ParsedBatch, parse_chunks, records_from_pandas, sort_records, summarise
-from stock_platform.streaming.pg_sink import PostgresSink, SinkResult
+from stock_platform.streaming.pg_sink import PostgresSink
 from stock_platform.streaming.progress import BatchProgress, ProgressReporter
 from stock_platform.streaming.redis_sink import RedisSink, quotes_for_refill
+from stock_platform.streaming.summary import TASK_SUMMARY_SCHEMA, BatchSummary, TaskSummary
+from stock_platform.streaming.tasks import TaskConfig, kafka_columns, task_writer
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
-__all__ = ["BatchProcessor", "read_query_id"]
+__all__ = ["BatchProcessor", "TaskWriterFactory", "read_query_id"]
 
 logger = logging.getLogger(__name__)
 
-# Records parsed per chunk: big enough that a COPY + INSERT is efficient, small enough that
-# parsing chunk k+1 overlaps writing chunk k for most of a batch.
-CHUNK_ROWS = 20_000
+# Builds the function each task runs; tests wrap `task_writer` to inject faults into real tasks.
+TaskWriterFactory = Callable[[TaskConfig], Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]]
 
 
-def read_query_id(checkpoint: Path) -> str:
-    """The streaming query's id, which Spark keeps in `<checkpoint>/metadata` across restarts."""
+def read_query_id(checkpoint: str) -> str:
+    """The streaming query's id, which Spark keeps in `<checkpoint>/metadata` across restarts (local paths only)."""
     try:
-        return str(json.loads((checkpoint / "metadata").read_text().splitlines()[0])["id"])
+        return str(json.loads((Path(checkpoint) / "metadata").read_text().splitlines()[0])["id"])
     except (OSError, ValueError, KeyError, IndexError):
         return f"checkpoint:{checkpoint}"
 
@@ -49,13 +57,18 @@ def _lag(now_ms: int, then_ms: int | None) -> int | None:
 
 
 class BatchProcessor:
-    """Callable given to `foreachBatch`; holds the sinks' connections for the job's life."""
+    """Callable given to `foreachBatch`; holds the driver's connections for the job's life."""
 
-    def __init__(self, checkpoint: Path, pg: PostgresSink, redis_sink: RedisSink | None, reporter: ProgressReporter) -> None:
+    def __init__(
+        self, checkpoint: str, task_config: TaskConfig, pg: PostgresSink, redis_sink: RedisSink | None,
+        reporter: ProgressReporter, writer_factory: TaskWriterFactory = task_writer,
+    ) -> None:  # fmt: skip
         self.checkpoint = checkpoint
+        self.task_config = task_config  # query_id and batch_id are filled in per batch
         self.pg = pg
         self.redis = redis_sink
         self.reporter = reporter
+        self.writer_factory = writer_factory
         self.started_ms = int(time.time() * 1000)
         self.last: BatchProgress | None = None
         self._query_id: str | None = None
@@ -72,82 +85,85 @@ class BatchProcessor:
         self._query_id = query_id
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        """Process one micro-batch (Spark calls this on the driver)."""
-        from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+        """Process one micro-batch: the tasks write, the driver collects their summaries (Spark calls this)."""
+        import dataclasses
 
         t0 = time.monotonic()
-        frame = batch_df.select(
-            "key", "value", "topic", "partition", "offset", F.unix_millis("timestamp").alias("timestamp_ms")
-        ).toPandas()
-        ordered = sort_records(records_from_pandas(frame))
-        batch = summarise(ordered)
-        self.process(batch, int(batch_id), t0, parse_chunks(ordered, CHUNK_ROWS))
+        config = dataclasses.replace(self.task_config, query_id=self.query_id, batch_id=int(batch_id))
+        self.finish(BatchSummary(tuple(self.run_tasks(batch_df, config))), int(batch_id), t0)
 
-    def process(
-        self, batch: ParsedBatch, batch_id: int, t0: float | None = None, chunks: Iterable[ParsedBatch] | None = None
-    ) -> BatchProgress | None:
-        """Write a batch and report it; None for an empty batch.
+    def run_tasks(self, batch_df: DataFrame, config: TaskConfig) -> list[TaskSummary]:
+        """Run the writing tasks on the executors; only their summaries come back."""
+        rows = kafka_columns(batch_df).mapInArrow(self.writer_factory(config), TASK_SUMMARY_SCHEMA).collect()
+        return [TaskSummary.from_row(row.asDict()) for row in rows]
 
-        Either `batch` is fully parsed (`parse_batch`), or it is a summary
-        (`summarise`) and `chunks` parses it lazily, so the sink overlaps
-        parsing with writing.
-        """
+    def finish(self, summary: BatchSummary, batch_id: int, t0: float | None = None) -> BatchProgress | None:
+        """Record, publish and report a batch whose tasks all committed; None for an empty batch."""
         t0 = time.monotonic() if t0 is None else t0
-        if batch.rows_in == 0:
+        if summary.rows_in == 0:
             return None
-        if chunks is None:
-            result = self.pg.write_batch(batch, self.query_id, batch_id)
-        else:
-            result = self.pg.write_chunks(batch, chunks, self.query_id, batch_id)
+        if summary.replayed:
+            logger.info("batch %s of query %s was already committed by all its tasks; nothing written twice",
+                        batch_id, self.query_id)  # fmt: skip
         committed_ms = int(time.time() * 1000)
-        redis_ok = self._write_redis(batch, batch_id, result, committed_ms)
+        redis_ok = self._publish(summary, batch_id, committed_ms)
+        duration_ms = int((time.monotonic() - t0) * 1000)
+        self.pg.record_batch(self.query_id, batch_id, summary, duration_ms)
         progress = BatchProgress(
             query_id=self.query_id,
             batch_id=batch_id,
-            rows_in=batch.rows_in,
-            valid=len(batch.quotes),
-            inserted=result.inserted,
-            duplicates=result.duplicates,
-            dead_letters=result.dead_letters,
-            candles=result.candles_touched,
-            duration_ms=int((time.monotonic() - t0) * 1000),
-            lag_event_ms=_lag(committed_ms, batch.max_event_ms),
-            lag_kafka_ms=_lag(committed_ms, batch.max_kafka_ms),
-            lag_kafka_max_ms=_lag(committed_ms, batch.min_kafka_ms),
+            rows_in=summary.rows_in,
+            valid=summary.valid,
+            inserted=summary.inserted,
+            duplicates=summary.duplicates,
+            dead_letters=summary.dead_letters,
+            candles=summary.candles,
+            duration_ms=duration_ms,
+            lag_event_ms=_lag(committed_ms, summary.max_event_ms),
+            lag_kafka_ms=_lag(committed_ms, summary.max_kafka_ms),
+            lag_kafka_max_ms=_lag(committed_ms, summary.min_kafka_ms),
             redis_ok=redis_ok,
-            replayed=result.replayed,
+            replayed=summary.replayed,
             committed_ms=committed_ms,
         )
-        if not result.replayed:
-            self.pg.record_duration(self.query_id, batch_id, progress.duration_ms)
         self.reporter.report(progress)
         self.last = progress
         return progress
 
-    def _write_redis(self, batch: ParsedBatch, batch_id: int, result: SinkResult, committed_ms: int) -> bool:
+    def _publish(self, summary: BatchSummary, batch_id: int, committed_ms: int) -> bool:
+        """The batch notice and heartbeat, and a refill when Redis missed data; True when Redis has the whole batch."""
         if self.redis is None:
             return False
-        refill: list[Quote] = []
+        if not summary.redis_ok:
+            self.redis.needs_refill = True
         if self.redis.needs_refill and self.redis.available():
-            try:
-                refill = quotes_for_refill(self.pg.connection(), self.redis.window_ms)
-            except psycopg2.Error as e:  # the batch is committed; the refill waits for the next one
-                logger.warning("could not read the refill from PostgreSQL (%s)", type(e).__name__)
-                self.pg.close()
-                self.redis.beat(self.heartbeat_fields())
-                return False
-            logger.info("refilling Redis from PostgreSQL with %d quotes", len(refill))
-        notice = {"batch_id": batch_id, "inserted": result.inserted, "max_event_time_ms": batch.max_event_ms}
+            self._refill()
+        notice = {"batch_id": batch_id, "inserted": summary.inserted, "max_event_time_ms": summary.max_event_ms,
+                  "symbols": summary.symbols}  # fmt: skip
         heartbeat = {
             **self.heartbeat_fields(), "batch_id": batch_id, "last_batch_ms": committed_ms,
-            "rows_in": batch.rows_in, "inserted": result.inserted, "duplicates": result.duplicates,
-            "dead_letters": result.dead_letters, "lag_ms": _lag(committed_ms, batch.max_event_ms),
+            "rows_in": summary.rows_in, "inserted": summary.inserted, "duplicates": summary.duplicates,
+            "dead_letters": summary.dead_letters, "lag_ms": _lag(committed_ms, summary.max_event_ms),
         }  # fmt: skip
-        return self.redis.write_batch(batch.quotes, notice, heartbeat, refill)
+        published = self.redis.publish_batch(notice, heartbeat)
+        return published and not self.redis.needs_refill
+
+    def _refill(self) -> None:
+        """Rebuild Redis's hot data from PostgreSQL (after an outage, or at start); a failure waits for the next batch."""
+        assert self.redis is not None  # noqa: S101 - only called with Redis configured
+        try:
+            refill = quotes_for_refill(self.pg.connection(), self.redis.window_ms)
+        except psycopg2.Error as e:
+            logger.warning("could not read the refill from PostgreSQL (%s)", type(e).__name__)
+            self.pg.close()
+            return
+        logger.info("refilling Redis from PostgreSQL with %d quotes", len(refill))
+        if self.redis.write_quotes(refill):
+            self.redis.needs_refill = False
 
     def heartbeat_fields(self) -> dict[str, object]:
         """The liveness part of the heartbeat (pid, query, start and beat times), refreshed even when idle."""
         return {
             "pid": os.getpid(), "query_id": self._query_id or "", "started_ms": self.started_ms,
-            "updated_ms": int(time.time() * 1000), "checkpoint": str(self.checkpoint),
+            "updated_ms": int(time.time() * 1000), "checkpoint": self.checkpoint,
         }  # fmt: skip

@@ -1,9 +1,11 @@
 """The Redis side of a micro-batch: latest quote, 5-minute tick window, symbol set, notification, heartbeat.
 
-One pipeline per batch. Redis is a cache: when it is down the batch still
-commits to PostgreSQL, the sink remembers it missed data, and the next batch
-that reaches Redis first refills it from PostgreSQL (the newest quote of each
-symbol and the ticks of the last window), so the hot data is whole again.
+Each Spark task writes the quotes it committed in one pipeline; the driver
+then publishes the batch's notice and heartbeat. Redis is a cache: when it is
+down the batch still commits to PostgreSQL, the task reports that it missed
+Redis, and the driver, as soon as Redis answers again, refills it from
+PostgreSQL (the newest quote of each symbol and the ticks of the last window),
+so the hot data is whole again.
 
 Key layout is `RedisKeys`'. `latest:{SYM}` only moves forward in event time (a
 Lua script compares before writing), so a late or replayed batch never shows
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import redis
@@ -93,56 +95,66 @@ def quotes_for_refill(conn: PgConnection, window_ms: int = TICK_WINDOW_MS) -> li
 
 
 class RedisSink:
-    """Writes each batch's hot data to Redis in one pipeline; never lets a Redis failure escape."""
+    """Writes hot data to Redis in one pipeline per call; never lets a Redis failure escape."""
 
-    def __init__(self, redis_url: str, keys: RedisKeys, ttl_seconds: int, window_ms: int = TICK_WINDOW_MS) -> None:
+    def __init__(
+        self, redis_url: str, keys: RedisKeys, ttl_seconds: int, window_ms: int = TICK_WINDOW_MS, refill_first: bool = True
+    ) -> None:
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
         self.keys = keys
         self.ttl = ttl_seconds
         self.window_ms = window_ms
-        # Start by refilling: Redis may have been flushed or expired while the job was down.
-        self.needs_refill = True
+        # The driver's sink starts by refilling: Redis may have been flushed or expired while the job was down.
+        self.needs_refill = refill_first
         self._latest = self.client.register_script(_LATEST_LUA)
         self._ticks = self.client.register_script(_TICKS_LUA)
 
-    def write_batch(
-        self, quotes: Sequence[Quote], notice: Mapping[str, object], heartbeat: Mapping[str, object],
-        refill: Iterable[Quote] = (),
-    ) -> bool:  # fmt: skip
-        """Latest, ticks, symbols, one published notice and the heartbeat; False (logged) if Redis failed."""
+    def write_quotes(self, quotes: Iterable[Quote]) -> bool:
+        """Latest quote, tick window and symbol set for these quotes, in one pipeline; False (logged) if Redis failed.
+
+        Spark tasks call this for the quotes they just committed, and the driver for a refill.
+        """
         now_ms = int(time.time() * 1000)
         by_symbol: dict[str, list[Quote]] = {}
-        for q in [*refill, *quotes]:
+        for q in quotes:
             by_symbol.setdefault(q.symbol, []).append(q)
+        if not by_symbol:
+            return True
+        pipe = self.client.pipeline(transaction=False)
+        for symbol, items in by_symbol.items():
+            newest = max(items, key=lambda q: q.event_time_ms)
+            self._latest(
+                keys=[self.keys.latest(symbol)],
+                args=[newest.event_time_ms, self.ttl, *_latest_fields(newest, now_ms)],
+                client=pipe,
+            )
+            floor = newest.event_time_ms - self.window_ms
+            args: list[object] = [self.window_ms, self.ttl]
+            for q in items:
+                if q.event_time_ms >= floor:
+                    args += [q.event_time_ms, _tick_member(q)]
+            self._ticks(keys=[self.keys.ticks(symbol)], args=args, client=pipe)
+        pipe.sadd(self.keys.symbols, *by_symbol)
+        pipe.expire(self.keys.symbols, self.ttl)
+        return self._execute(pipe)
+
+    def publish_batch(self, notice: Mapping[str, object], heartbeat: Mapping[str, object]) -> bool:
+        """The driver's part once a batch committed: one published notice and the heartbeat; False if Redis failed."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.publish(self.keys.updates_channel, json.dumps(notice, default=str))
+        beat = self.keys.heartbeat("stream")
+        pipe.hset(beat, mapping={k: str(v) for k, v in heartbeat.items() if v is not None})
+        pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
+        return self._execute(pipe)
+
+    def _execute(self, pipe: redis.client.Pipeline) -> bool:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for symbol, items in by_symbol.items():
-                newest = max(items, key=lambda q: q.event_time_ms)
-                self._latest(
-                    keys=[self.keys.latest(symbol)],
-                    args=[newest.event_time_ms, self.ttl, *_latest_fields(newest, now_ms)],
-                    client=pipe,
-                )
-                floor = newest.event_time_ms - self.window_ms
-                args: list[object] = [self.window_ms, self.ttl]
-                for q in items:
-                    if q.event_time_ms >= floor:
-                        args += [q.event_time_ms, _tick_member(q)]
-                self._ticks(keys=[self.keys.ticks(symbol)], args=args, client=pipe)
-            if by_symbol:
-                pipe.sadd(self.keys.symbols, *by_symbol)
-                pipe.expire(self.keys.symbols, self.ttl)
-                pipe.publish(self.keys.updates_channel, json.dumps({**notice, "symbols": sorted(by_symbol)}, default=str))
-            beat = self.keys.heartbeat("stream")
-            pipe.hset(beat, mapping={k: str(v) for k, v in heartbeat.items() if v is not None})
-            pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
             pipe.execute()
         except (redis.RedisError, OSError) as e:
             if not self.needs_refill:
                 logger.warning("redis write failed (%s); PostgreSQL is unaffected, Redis will be refilled", type(e).__name__)
             self.needs_refill = True
             return False
-        self.needs_refill = False
         return True
 
     def beat(self, fields: Mapping[str, object]) -> bool:

@@ -8,11 +8,25 @@ from typing import TYPE_CHECKING
 
 from stock_platform.config import Settings
 from stock_platform.runtime.jars import spark_kafka_jars
+from stock_platform.streaming.shipping import code_archive, executor_environment, ships_to_executors
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["build_spark_session"]
+__all__ = ["build_spark_session", "parse_spark_conf"]
+
+
+def parse_spark_conf(text: str) -> dict[str, str]:
+    """`SPARK_CONF`'s "key=value;key=value" pairs; a clear error for a pair without "=" or key."""
+    conf: dict[str, str] = {}
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"setting SPARK_CONF must be key=value pairs separated by ';', got {item.strip()!r}")
+        conf[key.strip()] = value.strip()
+    return conf
 
 
 def build_spark_session(
@@ -21,18 +35,30 @@ def build_spark_session(
     """A SparkSession for `settings.spark_master` with spark-sql-kafka on the classpath.
 
     The connector comes from the cache filled once from Maven Central, never
-    from `spark.jars.packages`, so Spark starts offline.
+    from `spark.jars.packages`, so Spark starts offline. `SPARK_CONF` comes
+    last, so a user can change any of these without touching code (Spark's
+    own `$SPARK_CONF_DIR/spark-defaults.conf` works too, below all of them).
     """
     from pyspark.sql import SparkSession
 
-    jars = [str(p) for p in spark_kafka_jars(settings.cache_dir)] + list(extra_jars or [])
-    # Python workers must run the same interpreter (the venv) as the driver.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    shipping: dict[str, str] = {}
+    shipped = False
+    # Under spark-submit (which hands PySpark its gateway port) the master, jars and archives are
+    # spark-submit's to decide (`--master`, `--jars`, `--archives`); setting them here would override it.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        jars = [str(p) for p in spark_kafka_jars(settings.cache_dir)] + list(extra_jars or [])
+        builder = builder.master(settings.spark_master).config("spark.jars", ",".join(jars))
+        shipped = settings.spark_ship_environment and ships_to_executors(settings.spark_master)
+        if shipped:
+            # Spark's documented way: executors unpack the archive as ./environment and run its Python.
+            shipping["spark.archives"] = f"{executor_environment(settings.cache_dir)}#environment"
+            os.environ["PYSPARK_PYTHON"] = "./environment/bin/python"
+        else:
+            # Local mode: Python workers run the same interpreter (the venv) as the driver.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.spark_master)
-        .config("spark.jars", ",".join(jars))
-        .config("spark.sql.shuffle.partitions", "4")
+        builder.config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -41,4 +67,9 @@ def build_spark_session(
         .config("spark.sql.warehouse.dir", str(settings.data_dir / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.data_dir / 'derby'}")
     )
-    return builder.getOrCreate()
+    for key, value in {**shipping, **parse_spark_conf(settings.spark_conf)}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    if shipped:
+        session.sparkContext.addPyFile(str(code_archive(settings.cache_dir)))
+    return session

@@ -6,6 +6,7 @@ import pytest
 from stock_platform import definitions
 from stock_platform.config import load_settings
 from stock_platform.orchestration.assets import STOCK_QUOTES_KEY
+from stock_platform.orchestration.resources import KafkaResource
 
 
 @pytest.fixture
@@ -53,3 +54,22 @@ def test_unset_variables_fall_back_to_config_defaults(monkeypatch: pytest.Monkey
     resources = definitions.build_resources(load_settings())
     assert resources["finnhub"].api_key == ""
     assert resources["kafka"].topic == "stock-quotes"
+
+
+def test_kafka_password_is_an_env_var_and_reaches_the_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
+                        "KAFKA_SASL_USERNAME": "app", "KAFKA_SASL_PASSWORD": "kafka-secret-456"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    kafka = definitions.build_resources(load_settings())["kafka"]
+    password = kafka.__dict__["sasl_password"]
+    assert isinstance(password, dg.EnvVar) and password.env_var_name == "KAFKA_SASL_PASSWORD"
+    assert "kafka-secret-456" not in repr(kafka)
+    # Resolved as a run would resolve it: the producer and stream subprocesses get the login in their environment.
+    resolved = KafkaResource(
+        bootstrap_servers="broker:9093", security_protocol="sasl_ssl", sasl_mechanism="plain",
+        sasl_username="app", sasl_password="kafka-secret-456",
+    )  # fmt: skip
+    assert resolved.security().protocol == "SASL_SSL"
+    assert resolved.env()["KAFKA_SASL_PASSWORD"] == "kafka-secret-456"
+    assert resolved.env()["KAFKA_SASL_MECHANISM"] == "PLAIN"
+    assert "KAFKA_SASL_PASSWORD" not in KafkaResource(bootstrap_servers="b:9092").env(), "nothing extra for PLAINTEXT"

@@ -1,70 +1,108 @@
-"""The PostgreSQL sink on its own: a batch replayed, or re-read under another query, changes nothing."""
+"""A task's write on its own (no Spark): a task run again, two attempts at once, or a re-read topic change nothing."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import pytest
 
-from stock_platform.streaming.parse import KafkaRecord, parse_batch
-from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL, PostgresSink
+from stock_platform.streaming.parse import KafkaRecord, parse_chunks, sort_records
+from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL, PostgresSink, TaskSpan
+from stock_platform.streaming.summary import BatchSummary
+from stock_platform.streaming.tasks import TaskConfig, write_records
 from stock_platform_tests.streaming.conftest import BASE_MS, expected_prices, fetch, invalid_records, make_quotes, snapshot
 
 pytestmark = pytest.mark.integration
 
-
-def _batch(values: list, first_offset: int = 0):  # noqa: ANN202
-    return parse_batch(KafkaRecord(v, "quotes", 1, first_offset + i, BASE_MS) for i, v in enumerate(values))
+_COUNTS = "SELECT query_id, batch_id, kafka_partition, start_offset, end_offset, inserted, duplicates FROM stream_task_commits"
 
 
-def test_replayed_and_reread_batches_leave_every_table_unchanged(clean_tables: str) -> None:
+def _records(values: list, partition: int = 1, first_offset: int = 0) -> list[KafkaRecord]:
+    return [KafkaRecord(v, "quotes", partition, first_offset + i, BASE_MS) for i, v in enumerate(values)]
+
+
+def _config(dsn: str, query_id: str, batch_id: int, chunk_rows: int = 20_000) -> TaskConfig:
+    return TaskConfig(dsn, None, "unused:", 300, query_id, batch_id, chunk_rows)
+
+
+def test_a_task_run_again_or_the_topic_reread_leaves_every_table_unchanged(clean_tables: str) -> None:
     quotes = make_quotes(300, step_ms=900)
     values = [q.to_json() for q in quotes] + [v for v, _ in invalid_records()]
-    sink = PostgresSink(clean_tables)
-    try:
-        first = sink.write_batch(_batch(values), "query-a", 0)
-        assert (first.inserted, first.duplicates, first.dead_letters, first.replayed) == (300, 0, len(invalid_records()), False)
-        after_first = snapshot(clean_tables)
-        assert after_first["prices"] == expected_prices(quotes)
+    [first] = write_records(_config(clean_tables, "query-a", 0), _records(values))
+    assert (first.inserted, first.duplicates, first.dead_letters, first.replayed) == (300, 0, len(invalid_records()), False)
+    assert (first.start_offset, first.end_offset, first.rows_in) == (0, len(values), len(values))
+    after_first = snapshot(clean_tables)
+    assert after_first["prices"] == expected_prices(quotes)
 
-        again = sink.write_batch(_batch(values), "query-a", 0)  # Spark replays batch 0 after a crash
-        assert again.replayed and again.inserted == 0
-        other = sink.write_batch(_batch(values), "query-b", 0)  # the topic re-read from the start
-        assert not other.replayed and other.inserted == 0 and other.duplicates == 300
-        assert snapshot(clean_tables) == after_first
+    [again] = write_records(_config(clean_tables, "query-a", 0), _records(values))  # Spark re-runs the task
+    assert again.replayed and dataclasses.replace(again, replayed=False) == first  # it reports what the first run did
+    [other] = write_records(_config(clean_tables, "query-b", 0), _records(values))  # the topic re-read from the start
+    assert not other.replayed and other.inserted == 0 and other.duplicates == 300
+    assert snapshot(clean_tables) == after_first
 
-        # A later batch that overlaps the first adds only the new rows, and candles grow by exactly those.
-        more = make_quotes(400, step_ms=900)
-        third = sink.write_batch(_batch([q.to_json() for q in more], 1000), "query-a", 1)
-        assert third.inserted == 100 and third.duplicates == 300
-    finally:
-        sink.close()
+    # A later batch that overlaps the first adds only the new rows, and candles grow by exactly those.
+    more = make_quotes(400, step_ms=900)
+    [third] = write_records(_config(clean_tables, "query-a", 1), _records([q.to_json() for q in more], first_offset=1000))
+    assert third.inserted == 100 and third.duplicates == 300
     assert snapshot(clean_tables)["prices"] == expected_prices(more)
-    counts = fetch(clean_tables, "SELECT sum(trade_count) FROM stock_candles_1m")[0][0]
-    assert counts == 400
-    assert fetch(clean_tables, "SELECT query_id, batch_id, inserted FROM stream_batches ORDER BY 1, 2") == [
-        ("query-a", 0, 300),
-        ("query-a", 1, 100),
-        ("query-b", 0, 0),
+    assert fetch(clean_tables, "SELECT sum(trade_count) FROM stock_candles_1m")[0][0] == 400
+    assert fetch(clean_tables, _COUNTS + " ORDER BY 1, 2") == [
+        ("query-a", 0, 1, 0, len(values), 300, 0),
+        ("query-a", 1, 1, 1000, 1400, 100, 300),
+        ("query-b", 0, 1, 0, len(values), 0, 300),
     ]
 
 
-def test_chunked_write_equals_the_whole_batch_write(clean_tables: str) -> None:
-    from stock_platform.streaming.parse import parse_chunks, sort_records, summarise
-
+def test_small_chunks_and_several_partitions_write_the_same_as_one_chunk(clean_tables: str) -> None:
     quotes = make_quotes(500, step_ms=800)
     # Duplicates far apart, so they fall in other chunks than their first copy; and some bad records.
     values = [q.to_json() for q in quotes] + [q.to_json() for q in quotes[:60]] + [v for v, _ in invalid_records()]
-    ordered = sort_records(KafkaRecord(v, "quotes", 0, i, BASE_MS) for i, v in enumerate(values))
-    batch = summarise(ordered)
-    sink = PostgresSink(clean_tables)
-    try:
-        result = sink.write_chunks(batch, parse_chunks(ordered, 37), "query-c", 0)
-    finally:
-        sink.close()
-    assert (result.inserted, result.duplicates, result.dead_letters) == (500, 60, len(invalid_records()))
-    assert len(batch.quotes) == 500 and batch.duplicates_in_batch == 60  # the summary absorbed every chunk
+    records = _records(values[::2], partition=0) + _records(values[1::2], partition=2)
+    summaries = write_records(_config(clean_tables, "query-c", 0, chunk_rows=37), reversed(records))
+    assert [(s.partition, s.start_offset, s.rows_in) for s in summaries] == [(0, 0, len(values[::2])), (2, 0, len(values[1::2]))]
+    batch = BatchSummary(tuple(summaries))
+    assert (batch.rows_in, batch.inserted, batch.duplicates, batch.dead_letters) == (len(values), 500, 60, len(invalid_records()))
     db = snapshot(clean_tables)
     assert db["prices"] == expected_prices(quotes)
     assert db["candles"] == fetch(clean_tables, CANDLE_RECOMPUTE_SQL + " ORDER BY 1, 2")
-    assert fetch(clean_tables, "SELECT rows_in, inserted, duplicates, dead_letters FROM stream_batches") == [
-        (len(values), 500, 60, len(invalid_records()))
-    ]
+    assert batch.symbols == sorted({q.symbol for q in quotes})
+
+
+def test_two_attempts_of_one_task_at_once_write_once(clean_tables: str) -> None:
+    """A speculative copy of a task waits on the first attempt's claim, then finds the span committed."""
+    quotes = make_quotes(2000, step_ms=900)
+    ordered = sort_records(_records([q.to_json() for q in quotes]))
+    span = TaskSpan("query-d", 0, "quotes", 1, 0, len(ordered), len(ordered))
+    results = []
+
+    def attempt() -> None:
+        sink = PostgresSink(clean_tables)
+        try:
+            results.append(sink.write_span(span, parse_chunks(ordered, 500)))
+        finally:
+            sink.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.replayed for r in results) == [False, True]
+    assert {r.inserted for r in results} == {2000}
+    assert snapshot(clean_tables)["prices"] == expected_prices(quotes)
+
+
+def test_the_driver_records_a_batch_once_with_its_offsets(clean_tables: str) -> None:
+    quotes = make_quotes(90)
+    records = [KafkaRecord(q.to_json(), "quotes", i % 3, 10 + i // 3, BASE_MS + i) for i, q in enumerate(quotes)]
+    summary = BatchSummary(tuple(write_records(_config(clean_tables, "query-e", 7), records)))
+    sink = PostgresSink(clean_tables)
+    try:
+        assert sink.record_batch("query-e", 7, summary, 120)
+        assert not sink.record_batch("query-e", 7, summary, 150)  # a replayed batch keeps its first row
+    finally:
+        sink.close()
+    assert fetch(
+        clean_tables, "SELECT topic, start_offsets, end_offsets, rows_in, inserted, duration_ms FROM stream_batches"
+    ) == [("quotes", {"quotes": {"0": 10, "1": 10, "2": 10}}, {"quotes": {"0": 40, "1": 40, "2": 40}}, 90, 90, 120)]

@@ -24,12 +24,12 @@ def test_a_trade_after_a_snapshot_keeps_the_previous_close(platform_settings: Se
     trade = Quote(symbol="AAPL", price=190.4, event_time_ms=now - 1000, source="simulator", producer_id="p", seq=2, volume=100)
     trade_without_volume = Quote(symbol="AAPL", price=190.5, event_time_ms=now, source="simulator", producer_id="p", seq=3)
     try:
-        assert sink.write_batch([snapshot], {"batch_id": 0}, {"pid": 1})
-        assert sink.write_batch([trade], {"batch_id": 0}, {"pid": 1})
+        assert sink.write_quotes([snapshot])
+        assert sink.write_quotes([trade])
         latest = redis.Redis.from_url(platform_settings.redis_url, decode_responses=True).hgetall(keys.latest("AAPL"))
         assert float(latest["price"]) == 190.4 and int(latest["volume"]) == 100
         assert float(latest["prev_close"]) == 187.5 and float(latest["day_high"]) == 191.0
-        assert sink.write_batch([trade_without_volume], {"batch_id": 0}, {"pid": 1})
+        assert sink.write_quotes([trade_without_volume])
         latest = redis.Redis.from_url(platform_settings.redis_url, decode_responses=True).hgetall(keys.latest("AAPL"))
         assert float(latest["price"]) == 190.5 and "volume" not in latest and float(latest["prev_close"]) == 187.5
     finally:

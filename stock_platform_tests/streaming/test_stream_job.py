@@ -199,9 +199,11 @@ def test_batch_rerun_from_the_checkpoint_changes_nothing(spark, platform_setting
     (checkpoint / "commits" / str(last)).unlink()
     (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
 
-    with caplog.at_level(logging.INFO, logger="stock_platform.streaming.pg_sink"):
+    tasks_before = fetch(settings.postgres_dsn, "SELECT * FROM stream_task_commits ORDER BY 1, 2, 3, 4, 5")
+    with caplog.at_level(logging.INFO, logger="stock_platform.streaming.processor"):
         _drain(spark, settings, checkpoint, max_offsets=100)
     assert f"batch {last} of query" in caplog.text and "already committed" in caplog.text
     assert snapshot(settings.postgres_dsn) == before
     assert fetch(settings.postgres_dsn, "SELECT batch_id, inserted FROM stream_batches ORDER BY 1") == batches_before
+    assert fetch(settings.postgres_dsn, "SELECT * FROM stream_task_commits ORDER BY 1, 2, 3, 4, 5") == tasks_before
     assert (checkpoint / "commits" / str(last)).exists()

@@ -25,6 +25,7 @@ from stock_platform.dashboard.health import (
 )
 from stock_platform.dashboard.hot import heartbeats
 from stock_platform.dashboard.views.common import format_age, settings, unavailable_banner
+from stock_platform.kafka_options import KafkaSecurity
 
 __all__ = ["render"]
 
@@ -84,7 +85,7 @@ def _throughput(config: Settings) -> None:
 def _lag(config: Settings) -> None:
     st.subheader("Kafka consumer lag")
     committed, committed_at = health_queries.committed_offsets(config.postgres_dsn, config.kafka_topic)
-    lag = kafka_lag(config.kafka_bootstrap_servers, config.kafka_topic, committed)
+    lag = kafka_lag(config.kafka_bootstrap_servers, config.kafka_topic, committed, KafkaSecurity.of(config))
     total = "unknown" if lag.total is None else f"{lag.total:,} messages"
     st.markdown(f"**{lag.level.icon} topic `{config.kafka_topic}`: {total}**")
     if lag.error:
