@@ -103,6 +103,8 @@ class CompactionReport:
     swept_days: list[date] = field(default_factory=list)
     swept_ticks_deleted: int = 0
     swept_ticks_kept_unverified: int = 0
+    # Span-ledger rows of the stream's tasks older than the window: only a batch's re-run ever reads them.
+    task_ledger_rows_deleted: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -182,6 +184,14 @@ def sweep_expired_days(
         )
 
 
+def prune_task_ledger(conn: psycopg2.extensions.connection, retention_days: int, today: date, report: CompactionReport) -> None:
+    """Delete `stream_task_commits` rows older than the retention window (a re-run task needs only its batch's)."""
+    cutoff = datetime(today.year, today.month, today.day) - timedelta(days=retention_days)
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM stream_task_commits WHERE committed_at < %s", (cutoff,))
+        report.task_ledger_rows_deleted = cur.rowcount
+
+
 def vacuum_tables(conn: psycopg2.extensions.connection) -> None:
     """VACUUM (ANALYZE) the tick table and the bars: reclaims deleted ticks for reuse, refreshes statistics."""
     previous = conn.autocommit
@@ -205,6 +215,7 @@ def compact_day(dsn: str, day: date, retention_days: int, today: date | None = N
             ("bars", lambda: build_daily_bars(conn, day, report)),
             ("delete", lambda: delete_verified_ticks(conn, day, retention_days, today, report)),
             ("sweep", lambda: sweep_expired_days(conn, day, retention_days, today, report)),
+            ("task_ledger", lambda: prune_task_ledger(conn, retention_days, today, report)),
             ("vacuum", lambda: vacuum_tables(conn)),
         ):
             started = time.perf_counter()

@@ -69,6 +69,7 @@ def stock_daily_bars(
             "older_days_swept": dg.MetadataValue.json([d.isoformat() for d in report.swept_days]),
             "older_raw_ticks_deleted": dg.MetadataValue.int(report.swept_ticks_deleted),
             "older_raw_ticks_kept_unverified": dg.MetadataValue.int(report.swept_ticks_kept_unverified),
+            "task_ledger_rows_deleted": dg.MetadataValue.int(report.task_ledger_rows_deleted),
             "seconds": dg.MetadataValue.json(report.seconds),
         }
     )

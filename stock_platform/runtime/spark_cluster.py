@@ -38,6 +38,7 @@ __all__ = ["SPARK_MARKER", "SparkCluster", "SparkProcess", "pyspark_home"]
 logger = logging.getLogger(__name__)
 
 SPARK_MARKER = "STOCK_PLATFORM_SPARK"
+_PASSED_ENV = frozenset({"PATH", "HOME", "USER", "LANG", "TMPDIR", "TZ", "PYSPARK_PYTHON"})
 _DAEMON_MEMORY = "256m"  # master and worker daemons only schedule; executors get SPARK_WORKER_MEMORY
 
 
@@ -150,7 +151,9 @@ class SparkCluster:
         return state.get("status") == "ALIVE" and wanted <= self.alive_worker_ui_ports(state)
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # Only what Spark's daemons need: executors inherit this, and must not inherit the platform's
+        # secrets (database passwords, the Finnhub key); tasks get their settings from the job.
+        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith(("LC_", "JAVA_", "SPARK_"))}
         env.update(
             {
                 "SPARK_HOME": str(pyspark_home()),

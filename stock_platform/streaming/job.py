@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -32,8 +34,18 @@ if TYPE_CHECKING:
 
     from stock_platform.streaming.processor import BatchProcessor, TaskWriterFactory
     from stock_platform.streaming.progress import ProgressReporter
+    from stock_platform.streaming.redis_sink import RedisSink
 
-__all__ = ["StreamOptions", "add_stream_arguments", "main", "options_from_args", "run_stream", "spark_submit_jars", "start_query"]
+__all__ = [
+    "StreamOptions",
+    "add_stream_arguments",
+    "main",
+    "min_tasks_per_batch",
+    "options_from_args",
+    "run_stream",
+    "spark_submit_jars",
+    "start_query",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,19 +107,41 @@ def checkpoint_for(settings: Settings, options: StreamOptions) -> str:
     return str(Path(location).expanduser().resolve())
 
 
+def min_tasks_per_batch(settings: Settings, cores_max: str | None) -> int:
+    """The Kafka source's `minPartitions`: SPARK_MIN_PARTITIONS, else twice the job's cores when they are known.
+
+    Derived from configuration only, never from executors registered at the moment, so a batch
+    replayed after a restart is split into the same spans and finds them in the task ledger.
+    0 leaves Spark's one task per Kafka partition.
+    """
+    if settings.spark_min_partitions:
+        return settings.spark_min_partitions
+    local = re.fullmatch(r"local\[(\d+|\*)(,\d+)?\]", settings.spark_master)
+    if local:
+        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1))
+        return 2 * cores
+    if settings.spark_master == "local":
+        return 2
+    if cores_max:
+        return 2 * int(cores_max)
+    if settings.spark_workers:  # the local standalone cluster
+        return 2 * settings.spark_workers * settings.spark_worker_cores
+    return 0
+
+
 def start_query(spark: SparkSession, settings: Settings, options: StreamOptions, processor: BatchProcessor) -> StreamingQuery:
     """Start the Kafka -> foreachBatch query with the options' trigger, back-pressure and checkpoint."""
     from stock_platform.kafka_options import spark_kafka_options
 
     max_offsets = options.max_offsets_per_trigger or settings.spark_max_offsets_per_trigger
-    min_partitions = settings.spark_min_partitions or 2 * spark.sparkContext.defaultParallelism
+    min_partitions = min_tasks_per_batch(settings, spark.conf.get("spark.cores.max", None))
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
         .option("subscribe", settings.kafka_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("maxOffsetsPerTrigger", str(max_offsets))
-        .option("minPartitions", str(min_partitions))
+        .options(**({"minPartitions": str(min_partitions)} if min_partitions else {}))
         .options(**spark_kafka_options(settings))  # security (SASL/SSL); nothing on a plain local broker
         .load()
     )
@@ -157,6 +191,14 @@ def _stop_when_idle(query: StreamingQuery, timeout_s: float = 120.0) -> None:
     query.stop()
 
 
+def _beat_until(redis_sink: RedisSink, processor: BatchProcessor, done: threading.Event) -> None:
+    """The heartbeat while the job starts up, until `done` (the query loop beats from then on)."""
+    while True:
+        redis_sink.beat(processor.heartbeat_fields())
+        if done.wait(HEARTBEAT_INTERVAL_S):
+            return
+
+
 def run_stream(
     settings: Settings, options: StreamOptions, spark: SparkSession | None = None, handle_signals: bool = True,
     writer_factory: TaskWriterFactory | None = None, processor_type: type[BatchProcessor] | None = None,
@@ -196,12 +238,15 @@ def run_stream(
         checkpoint_for(settings, options), task_config, PostgresSink(settings.postgres_dsn), redis_sink, reporter,
         writer_factory or task_writer,
     )  # fmt: skip
+    starting = threading.Event()
     if redis_sink is not None:
-        redis_sink.beat(processor.heartbeat_fields())  # alive before Spark's ~10 s start
+        # Alive while Spark starts (~10 s) and, on a cluster, the executors' environment is built once (a minute).
+        threading.Thread(target=_beat_until, args=(redis_sink, processor, starting), daemon=True).start()
     own_spark = spark is None
     code = 0
     try:
         spark = spark or build_spark_session(settings, app_name="stock-platform-stream")
+        starting.set()
         for attempt in range(1, _RESTARTS + 2):
             error = _run_query(spark, settings, options, processor, reporter, stop)
             if error is None:
@@ -216,6 +261,7 @@ def run_stream(
             break
         reporter.info(f"stream stopped: batches={reporter.totals['batches']} inserted={reporter.totals['inserted']}")
     finally:
+        starting.set()
         processor.pg.close()
         if redis_sink is not None:
             redis_sink.close()

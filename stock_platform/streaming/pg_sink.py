@@ -127,6 +127,8 @@ SET end_offset = %s, rows_in = %s, inserted = %s, duplicates = %s, dead_letters 
     committed_at = now() AT TIME ZONE 'UTC'
 WHERE query_id = %s AND batch_id = %s AND topic = %s AND kafka_partition = %s AND start_offset = %s
 """
+LOCK_TIMEOUT_S = 120
+IDLE_IN_TRANSACTION_S = 300
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -220,6 +222,10 @@ class PostgresSink:
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
+                # A second attempt waiting on a hung first one's claim gives up, and Spark retries it;
+                # a first attempt whose task stalls mid-span frees its claim.
+                cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
+                cur.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
                 stored = self._claim(cur, span)
                 if stored is not None:
                     for _part in chunks:

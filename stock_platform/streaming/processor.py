@@ -16,12 +16,12 @@ ledger makes the replay a no-op.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -36,20 +36,14 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-__all__ = ["BatchProcessor", "TaskWriterFactory", "read_query_id"]
+__all__ = ["BatchProcessor", "TaskWriterFactory"]
 
 logger = logging.getLogger(__name__)
 
+# How long the first batch waits for `start()` to hand over the query id.
+QUERY_ID_WAIT_S = 120.0
 # Builds the function each task runs; tests wrap `task_writer` to inject faults into real tasks.
 TaskWriterFactory = Callable[[TaskConfig], Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]]
-
-
-def read_query_id(checkpoint: str) -> str:
-    """The streaming query's id, which Spark keeps in `<checkpoint>/metadata` across restarts (local paths only)."""
-    try:
-        return str(json.loads((Path(checkpoint) / "metadata").read_text().splitlines()[0])["id"])
-    except (OSError, ValueError, KeyError, IndexError):
-        return f"checkpoint:{checkpoint}"
 
 
 def _lag(now_ms: int, then_ms: int | None) -> int | None:
@@ -72,22 +66,27 @@ class BatchProcessor:
         self.started_ms = int(time.time() * 1000)
         self.last: BatchProgress | None = None
         self._query_id: str | None = None
+        self._query_known = threading.Event()
 
     @property
     def query_id(self) -> str:
-        """Spark's query id for this checkpoint (read once, on the first batch)."""
-        if self._query_id is None:
-            self._query_id = read_query_id(self.checkpoint)
+        """Spark's query id, which the checkpoint keeps across restarts: the key of both ledgers.
+
+        The first batch (after a restart, the replayed one) can start before `start()` hands the id
+        over, so it waits for it: a stand-in id would miss the ledgers and write the batch again.
+        """
+        if not self._query_known.wait(QUERY_ID_WAIT_S):
+            raise RuntimeError(f"the streaming query's id was not known within {QUERY_ID_WAIT_S:.0f} s")
+        assert self._query_id is not None  # noqa: S101 - set together with the event
         return self._query_id
 
     def use_query_id(self, query_id: str) -> None:
         """Take the id from the started query (the same one the checkpoint keeps across restarts)."""
         self._query_id = query_id
+        self._query_known.set()
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         """Process one micro-batch: the tasks write, the driver collects their summaries (Spark calls this)."""
-        import dataclasses
-
         t0 = time.monotonic()
         config = dataclasses.replace(self.task_config, query_id=self.query_id, batch_id=int(batch_id))
         self.finish(BatchSummary(tuple(self.run_tasks(batch_df, config))), int(batch_id), t0)

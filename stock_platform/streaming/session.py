@@ -50,6 +50,9 @@ def build_spark_session(
         jars = [str(p) for p in spark_kafka_jars(settings.cache_dir)] + list(extra_jars or [])
         builder = builder.master(settings.spark_master).config("spark.jars", ",".join(jars))
         shipped = settings.spark_ship_environment and ships_to_executors(settings.spark_master)
+        if settings.spark_workers:
+            # The local standalone cluster lives on loopback; executors must reach the driver there.
+            builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         if shipped:
             # Spark's documented way: executors unpack the archive as ./environment and run its Python.
             shipping["spark.archives"] = f"{executor_environment(settings.cache_dir)}#environment"

@@ -36,7 +36,6 @@ TASK_SUMMARY_SCHEMA = StructType(
         StructField("redis_ok", BooleanType(), False),
         StructField("replayed", BooleanType(), False),
         StructField("symbols", ArrayType(StringType(), False), False),
-        StructField("executor", StringType(), False),
     ]
 )
 
@@ -61,7 +60,6 @@ class TaskSummary:
     redis_ok: bool
     replayed: bool
     symbols: list[str] = field(default_factory=list)
-    executor: str = ""  # host:pid of the Python worker, so tests and logs can tell where the work ran
 
     def as_row(self) -> dict[str, Any]:
         """The summary as a dict in `TASK_SUMMARY_SCHEMA` order (one Arrow row)."""

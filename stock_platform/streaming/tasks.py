@@ -15,8 +15,6 @@ so a task does not pay for a new PostgreSQL or Redis connection.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -96,7 +94,7 @@ def _records(batches: Iterable[pa.RecordBatch]) -> list[KafkaRecord]:
     return records
 
 
-def _write_span(config: TaskConfig, ordered: Sequence[KafkaRecord], executor: str) -> TaskSummary:
+def _write_span(config: TaskConfig, ordered: Sequence[KafkaRecord]) -> TaskSummary:
     """Parse, write and summarise one topic-partition's records (sorted by offset)."""
     first, last = ordered[0], ordered[-1]
     span = TaskSpan(config.query_id, config.batch_id, first.topic, first.partition, first.offset, last.offset + 1, len(ordered))
@@ -117,15 +115,14 @@ def _write_span(config: TaskConfig, ordered: Sequence[KafkaRecord], executor: st
         duplicates=result.duplicates, dead_letters=result.dead_letters, candles=result.candles_touched,
         min_kafka_ms=min(stamps, default=None), max_kafka_ms=max(stamps, default=None),
         max_event_ms=parsed.max_event_ms, redis_ok=redis_ok, replayed=result.replayed,
-        symbols=sorted({q.symbol for q in parsed.quotes}), executor=executor,
+        symbols=sorted({q.symbol for q in parsed.quotes}),
     )  # fmt: skip
 
 
 def write_records(config: TaskConfig, records: Iterable[KafkaRecord]) -> list[TaskSummary]:
     """Write records of any topic-partitions, one span each; the summaries. The task's work without Spark."""
-    executor = f"{socket.gethostname()}:{os.getpid()}"
     ordered = sort_records(records)
-    return [_write_span(config, list(group), executor) for _key, group in groupby(ordered, key=_PARTITION)]
+    return [_write_span(config, list(group)) for _key, group in groupby(ordered, key=_PARTITION)]
 
 
 def task_writer(config: TaskConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -133,6 +130,10 @@ def task_writer(config: TaskConfig) -> Callable[[Iterator[pa.RecordBatch]], Iter
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
+
+        from stock_platform.streaming import worker_patch
+
+        worker_patch.install()  # this worker's next tasks skip re-reading pyspark.zip
 
         summaries = write_records(config, _records(batches))
         if summaries:

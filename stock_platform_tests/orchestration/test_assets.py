@@ -151,10 +151,21 @@ def test_the_nightly_run_applies_retention_to_older_expired_days(platform_settin
     _insert_day(clean_tables, expired, "CCC", [[5.0, 6.0]], candle_count_off=-1)  # cannot be verified: kept
     _insert_day(clean_tables, kept, "AAA", [[30.0]])
     _insert_day(clean_tables, yesterday, "AAA", [[20.0, 21.0]])
+    ledger = (
+        "INSERT INTO stream_task_commits (query_id, batch_id, topic, kafka_partition, start_offset, end_offset,"
+        " committed_at) VALUES (%s, 0, 't', 0, 0, 1, %s)"
+    )
+    with psycopg2.connect(clean_tables) as conn, conn.cursor() as cur:
+        cur.execute(ledger, ("old-query", datetime(expired.year, expired.month, expired.day)))
+        cur.execute(ledger, ("new-query", datetime(kept.year, kept.month, kept.day)))
     resources = _resources(platform_settings)
 
     result = dg.materialize([stock_daily_bars], partition_key=yesterday.isoformat(), resources=resources)
     metadata = result.asset_materializations_for_node("stock_daily_bars")[0].metadata
+    assert metadata["task_ledger_rows_deleted"].value == 1
+    with psycopg2.connect(clean_tables) as conn, conn.cursor() as cur:
+        cur.execute("SELECT query_id FROM stream_task_commits")
+        assert cur.fetchall() == [("new-query",)], "a span row inside the window is kept for re-runs"
     assert metadata["older_days_swept"].value == [expired.isoformat()]
     assert metadata["older_raw_ticks_deleted"].value == 3 and metadata["older_raw_ticks_kept_unverified"].value == 2
     assert [(b[0], b[-1]) for b in _bars(clean_tables, expired)] == [("AAA", True), ("CCC", False)]

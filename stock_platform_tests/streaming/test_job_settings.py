@@ -46,3 +46,16 @@ def test_the_code_archive_holds_the_package_and_is_rebuilt_only_when_it_changes(
     package = Path(stock_platform.__file__).parent
     expected = {f"stock_platform/{p.relative_to(package)}" for p in package.rglob("*.py") if "__pycache__" not in p.parts}
     assert names == expected and "stock_platform/streaming/tasks.py" in names
+
+
+def test_tasks_per_batch_follow_the_configuration_not_the_executors_of_the_moment() -> None:
+    from stock_platform.streaming.job import min_tasks_per_batch
+
+    settings = Settings()
+    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="local[2,4]"), None) == 4
+    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="local[3]"), None) == 6
+    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="spark://h:7077"), "8") == 16
+    cluster = dataclasses.replace(settings, spark_master="spark://127.0.0.1:7077", spark_workers=2, spark_worker_cores=1)
+    assert min_tasks_per_batch(cluster, None) == 4
+    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="k8s://https://api:6443"), None) == 0
+    assert min_tasks_per_batch(dataclasses.replace(settings, spark_min_partitions=5), "8") == 5

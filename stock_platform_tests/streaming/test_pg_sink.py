@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterable, Iterator
 
 import pytest
 
-from stock_platform.streaming.parse import KafkaRecord, parse_chunks, sort_records
-from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL, PostgresSink, TaskSpan
+from stock_platform.runtime.processes import wait_until
+from stock_platform.streaming.parse import KafkaRecord, ParsedBatch, parse_chunks, sort_records
+from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL, PostgresSink, SinkResult, TaskSpan
 from stock_platform.streaming.summary import BatchSummary
 from stock_platform.streaming.tasks import TaskConfig, write_records
 from stock_platform_tests.streaming.conftest import BASE_MS, expected_prices, fetch, invalid_records, make_quotes, snapshot
@@ -74,22 +76,33 @@ def test_two_attempts_of_one_task_at_once_write_once(clean_tables: str) -> None:
     quotes = make_quotes(2000, step_ms=900)
     ordered = sort_records(_records([q.to_json() for q in quotes]))
     span = TaskSpan("query-d", 0, "quotes", 1, 0, len(ordered), len(ordered))
-    results = []
+    first_claimed, release_first = threading.Event(), threading.Event()
+    results: dict[str, SinkResult] = {}
 
-    def attempt() -> None:
-        sink = PostgresSink(clean_tables)
+    def held_chunks() -> Iterator[ParsedBatch]:
+        first_claimed.set()  # the claim is made before the first chunk is asked for
+        assert release_first.wait(60)
+        yield from parse_chunks(ordered, 500)
+
+    def attempt(name: str, chunks: Iterable[ParsedBatch]) -> None:
+        sink = PostgresSink(clean_tables, application_name=f"attempt-{name}")
         try:
-            results.append(sink.write_span(span, parse_chunks(ordered, 500)))
+            results[name] = sink.write_span(span, chunks)
         finally:
             sink.close()
 
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(r.replayed for r in results) == [False, True]
-    assert {r.inserted for r in results} == {2000}
+    first = threading.Thread(target=attempt, args=("first", held_chunks()))
+    first.start()
+    assert first_claimed.wait(30)
+    second = threading.Thread(target=attempt, args=("second", parse_chunks(ordered, 500)))
+    second.start()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'attempt-second' AND wait_event_type = 'Lock'"
+    assert wait_until(lambda: fetch(clean_tables, waiting)[0][0] == 1, 30, interval=0.1), "the second attempt did not wait"
+    release_first.set()
+    first.join(60)
+    second.join(60)
+    assert (results["first"].replayed, results["second"].replayed) == (False, True)
+    assert results["first"].inserted == 2000 and results["second"].inserted == 2000  # the re-run reports the first run
     assert snapshot(clean_tables)["prices"] == expected_prices(quotes)
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 
+import psycopg2
 import pytest
 import redis
 
@@ -198,6 +199,11 @@ def test_batch_rerun_from_the_checkpoint_changes_nothing(spark, platform_setting
     last = max(int(p.name) for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
     (checkpoint / "commits" / str(last)).unlink()
     (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
+    # And the driver died before recording the batch: its tasks had committed, its stream_batches row is missing.
+    conn = psycopg2.connect(settings.postgres_dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM stream_batches WHERE batch_id = %s", (last,))
+    conn.close()
 
     tasks_before = fetch(settings.postgres_dsn, "SELECT * FROM stream_task_commits ORDER BY 1, 2, 3, 4, 5")
     with caplog.at_level(logging.INFO, logger="stock_platform.streaming.processor"):
