@@ -47,6 +47,8 @@ setup(
             "pytest-timeout>=2.3",
             "ruff>=0.6",
             "hypothesis>=6.100",
+            # CPU time per process for bench/bench_stream_cpu.py (portable /proc reading).
+            "psutil>=5.9",
             # Drives Debian's headless Chromium in the dashboard browser test (its driver ships in the wheel).
             "playwright>=1.45",
         ],

@@ -41,6 +41,9 @@ def write_markdown(results_dir: Path = RESULTS_DIR, out: Path = BENCH_DIR.parent
             cells = [fig.get(k) for k in ("figure", "value", "unit", "baseline", "ratio", "target")]
             lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
         lines.append("")
+        lines += [f"- {note}" for note in data.get("notes") or []]
+        if data.get("notes"):
+            lines.append("")
     out.write_text("\n".join(lines))
 
 

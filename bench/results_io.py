@@ -20,7 +20,9 @@ def figure(name: str, value: float, unit: str, baseline: float | None = None, ta
     return {"figure": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "target": target}
 
 
-def write_results(name: str, figures: list[dict[str, Any]], versions: dict[str, str], command: str) -> Path:
+def write_results(
+    name: str, figures: list[dict[str, Any]], versions: dict[str, str], command: str, notes: list[str] | None = None
+) -> Path:
     """Write the results file of benchmark `name` (atomically: a half-written file never replaces a good one)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     data = {
@@ -30,6 +32,7 @@ def write_results(name: str, figures: list[dict[str, Any]], versions: dict[str, 
         "versions": {"python": platform.python_version(), **versions},
         "command": command,
         "figures": figures,
+        "notes": notes or [],
     }
     path = RESULTS_DIR / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
