@@ -19,7 +19,7 @@ from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.jars import kafka_broker_jars
 from stock_platform.runtime.kafka_topics import admin_client
-from stock_platform.runtime.processes import pid_alive, port_open, read_pid, start_detached
+from stock_platform.runtime.processes import live_pid, port_open, start_detached
 
 __all__ = ["KafkaNode", "cluster_root", "new_cluster_id", "registered_ids"]
 
@@ -141,8 +141,7 @@ class KafkaNode:
 
     def pid(self) -> int | None:
         """The pid of this node's JVM when it is alive (a fault test or an operator kills one node with it)."""
-        pid = read_pid(self.pid_file)
-        return pid if pid_alive(pid) else None
+        return live_pid(self.pid_file)
 
     def running(self) -> bool:
         """True when the process we started for this node is alive."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = [
+    "live_pid",
     "pid_alive",
     "pids_with_env",
     "port_open",
@@ -41,6 +42,12 @@ def read_pid(pid_file: Path) -> int | None:
         return int(text[0]) if text else None
     except (OSError, ValueError):
         return None
+
+
+def live_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` when that process is alive, else None (how a service finds the process it started)."""
+    pid = read_pid(pid_file)
+    return pid if pid_alive(pid) else None
 
 
 def pid_alive(pid: int | None) -> bool:

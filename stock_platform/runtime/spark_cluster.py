@@ -24,7 +24,7 @@ import requests
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.processes import (
-    pid_alive,
+    live_pid,
     pids_with_env,
     port_open,
     read_pid,
@@ -59,8 +59,7 @@ class SparkProcess:
 
     def pid(self) -> int | None:
         """The pid of the process we started, when it is alive (for a test or an operator to kill it)."""
-        pid = read_pid(self.pid_file)
-        return pid if pid_alive(pid) else None
+        return live_pid(self.pid_file)
 
     def running(self) -> bool:
         """True when the process we started is alive."""
