@@ -22,7 +22,7 @@ from stock_platform.config import Settings, load_settings
 from stock_platform.runtime.apps import MARKER
 from stock_platform.runtime.postgres import cluster_root
 
-__all__ = ["PrivatePlatform", "free_port_block", "free_ports"]
+__all__ = ["PrivatePlatform", "cluster_env", "free_port_block", "free_ports"]
 
 _SCRUBBED = ("POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_")
 
@@ -59,6 +59,26 @@ def free_port_block(count: int, low: int = 12_000, high: int = 30_000) -> int:
         if not taken:
             return base
     raise RuntimeError(f"no {count} consecutive free ports between {low} and {high}")
+
+
+def cluster_env(kafka_brokers: int = 0, spark_workers: int = 0) -> dict[str, str]:
+    """Settings for a private Kafka cluster and/or Spark standalone cluster on consecutive free ports.
+
+    Kafka node i uses KAFKA_PORT+2(i-1) and the port after it; Spark worker i's UI is SPARK_MASTER_UI_PORT+i,
+    and the master port follows the last worker's UI.
+    """
+    env: dict[str, str] = {}
+    if kafka_brokers:
+        kafka = free_port_block(2 * kafka_brokers)
+        env |= {"KAFKA_BROKERS": str(kafka_brokers), "KAFKA_PORT": str(kafka), "KAFKA_CONTROLLER_PORT": str(kafka + 1)}
+    if spark_workers:
+        ui = free_port_block(spark_workers + 2)
+        env |= {
+            "SPARK_WORKERS": str(spark_workers),
+            "SPARK_MASTER_UI_PORT": str(ui),
+            "SPARK_MASTER_PORT": str(ui + spark_workers + 1),
+        }
+    return env
 
 
 class PrivatePlatform:

@@ -23,7 +23,7 @@ from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.jars import KAFKA_VERSION
 from stock_platform.runtime.kafka_node import KafkaNode, cluster_root, new_cluster_id, registered_ids
 from stock_platform.runtime.kafka_topics import admin_client, delete_topic, ensure_topic
-from stock_platform.runtime.processes import pid_alive, port_open, read_pid, stop_pids, wait_until
+from stock_platform.runtime.processes import live_pid, port_open, read_pid, stop_pids, wait_until
 
 __all__ = ["KafkaBroker", "KafkaNode", "delete_topic", "ensure_topic"]
 
@@ -76,7 +76,7 @@ class KafkaBroker:
                 f"KAFKA_REPLICATION_FACTOR={s.kafka_replication_factor} needs as many brokers, KAFKA_BROKERS={s.kafka_brokers}",
                 hint="raise KAFKA_BROKERS or lower KAFKA_REPLICATION_FACTOR",
             )
-        others = [p for p in self._all_pid_files() if p not in {n.pid_file for n in self.nodes} and pid_alive(read_pid(p))]
+        others = [p for p in self._all_pid_files() if p not in {n.pid_file for n in self.nodes} and live_pid(p)]
         if others:
             raise ServiceError(
                 self.name,

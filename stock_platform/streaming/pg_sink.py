@@ -129,6 +129,15 @@ WHERE query_id = %s AND batch_id = %s AND topic = %s AND kafka_partition = %s AN
 """
 LOCK_TIMEOUT_S = 120
 IDLE_IN_TRANSACTION_S = 300
+# One round trip before the claim. A second attempt waiting on a hung first one's claim gives up (Spark
+# retries it), a first attempt whose task stalls mid-span frees its claim, and sorting the staged rows
+# (by key, by minute) stays in memory.
+_SPAN_SETUP = f"""
+SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s';
+SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s';
+SET LOCAL work_mem = '64MB';
+{_STAGE_DDL}
+"""
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -222,18 +231,13 @@ class PostgresSink:
         conn = self.connection()
         try:
             with conn, conn.cursor() as cur:
-                # A second attempt waiting on a hung first one's claim gives up, and Spark retries it;
-                # a first attempt whose task stalls mid-span frees its claim.
-                cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'")
-                cur.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
+                cur.execute(_SPAN_SETUP)
                 stored = self._claim(cur, span)
                 if stored is not None:
                     for _part in chunks:
                         pass
                     logger.info("span %s was already committed; skipping its PostgreSQL writes", span.key())
                     return stored
-                cur.execute("SET LOCAL work_mem = '64MB'")  # sorting the staged rows (by key, by minute) stays in memory
-                cur.execute(_STAGE_DDL)
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-sink") as pool:
                     futures = [pool.submit(self._stage_part, cur, part) for part in chunks]
                 results = [f.result() for f in futures]  # the first error, if any, is raised here

@@ -106,6 +106,7 @@ class RedisSink:
         self.window_ms = window_ms
         # The driver's sink starts by refilling: Redis may have been flushed or expired while the job was down.
         self.needs_refill = refill_first
+        self._failing = False  # warn once per outage, on every sink (executors' sinks never refill)
         self._latest = self.client.register_script(_LATEST_LUA)
         self._ticks = self.client.register_script(_TICKS_LUA)
 
@@ -142,32 +143,29 @@ class RedisSink:
         """The driver's part once a batch committed: one published notice and the heartbeat; False if Redis failed."""
         pipe = self.client.pipeline(transaction=False)
         pipe.publish(self.keys.updates_channel, json.dumps(notice, default=str))
-        beat = self.keys.heartbeat("stream")
-        pipe.hset(beat, mapping={k: str(v) for k, v in heartbeat.items() if v is not None})
-        pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
+        self._queue_beat(pipe, heartbeat)
         return self._execute(pipe)
+
+    def beat(self, fields: Mapping[str, object]) -> bool:
+        """Refresh the stream's heartbeat hash (also when idle, so supervisors see a live job); False if Redis failed."""
+        pipe = self.client.pipeline(transaction=False)
+        self._queue_beat(pipe, fields)
+        return self._execute(pipe)
+
+    def _queue_beat(self, pipe: redis.client.Pipeline, fields: Mapping[str, object]) -> None:
+        beat = self.keys.heartbeat("stream")
+        pipe.hset(beat, mapping={k: str(v) for k, v in fields.items() if v is not None})
+        pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
 
     def _execute(self, pipe: redis.client.Pipeline) -> bool:
         try:
             pipe.execute()
         except (redis.RedisError, OSError) as e:
-            if not self.needs_refill:
+            if not self._failing:
                 logger.warning("redis write failed (%s); PostgreSQL is unaffected, Redis will be refilled", type(e).__name__)
-            self.needs_refill = True
+            self._failing = self.needs_refill = True
             return False
-        return True
-
-    def beat(self, fields: Mapping[str, object]) -> bool:
-        """Refresh the stream's heartbeat hash (also when idle, so supervisors see a live job); False if Redis failed."""
-        beat = self.keys.heartbeat("stream")
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(beat, mapping={k: str(v) for k, v in fields.items() if v is not None})
-            pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
-            pipe.execute()
-        except (redis.RedisError, OSError):
-            self.needs_refill = True
-            return False
+        self._failing = False
         return True
 
     def available(self) -> bool:

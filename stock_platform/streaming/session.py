@@ -42,7 +42,6 @@ def build_spark_session(
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    shipping: dict[str, str] = {}
     shipped = False
     # Under spark-submit (which hands PySpark its gateway port) the master, jars and archives are
     # spark-submit's to decide (`--master`, `--jars`, `--archives`); setting them here would override it.
@@ -55,7 +54,7 @@ def build_spark_session(
             builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         if shipped:
             # Spark's documented way: executors unpack the archive as ./environment and run its Python.
-            shipping["spark.archives"] = f"{executor_environment(settings.cache_dir)}#environment"
+            builder = builder.config("spark.archives", f"{executor_environment(settings.cache_dir)}#environment")
             os.environ["PYSPARK_PYTHON"] = "./environment/bin/python"
         else:
             # Local mode: Python workers run the same interpreter (the venv) as the driver.
@@ -70,7 +69,7 @@ def build_spark_session(
         .config("spark.sql.warehouse.dir", str(settings.data_dir / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.data_dir / 'derby'}")
     )
-    for key, value in {**shipping, **parse_spark_conf(settings.spark_conf)}.items():
+    for key, value in parse_spark_conf(settings.spark_conf).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     if shipped:

@@ -14,6 +14,7 @@ so a task does not pay for a new PostgreSQL or Redis connection.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,7 @@ def task_writer(config: TaskConfig) -> Callable[[Iterator[pa.RecordBatch]], Iter
     return write
 
 
+@functools.cache
 def _arrow_summary_schema() -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 

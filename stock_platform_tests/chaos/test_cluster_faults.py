@@ -31,7 +31,7 @@ from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.spark_cluster import SparkCluster
 from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL
 from stock_platform_tests.chaos.ledger import caught_up, end_offsets
-from stock_platform_tests.private_platform import PrivatePlatform, free_port_block
+from stock_platform_tests.private_platform import PrivatePlatform, cluster_env
 from stock_platform_tests.streaming.conftest import expected_prices, invalid_records, make_quotes, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
@@ -85,17 +85,8 @@ class _Sender(threading.Thread):
 
 
 def _cluster(tmp_path: Path, cache_dir: Path) -> PrivatePlatform:
-    kafka = free_port_block(6)
-    spark = free_port_block(4)
-    return PrivatePlatform(
-        tmp_path / "data",
-        cache_dir,
-        {
-            "KAFKA_BROKERS": "3", "KAFKA_PORT": str(kafka), "KAFKA_CONTROLLER_PORT": str(kafka + 1),
-            "SPARK_WORKERS": "2", "SPARK_MASTER_PORT": str(spark), "SPARK_MASTER_UI_PORT": str(spark + 1),
-            "SPARK_DRIVER_MEMORY": "1g",
-        },
-    )  # fmt: skip
+    env = {**cluster_env(kafka_brokers=3, spark_workers=2), "SPARK_DRIVER_MEMORY": "1g"}
+    return PrivatePlatform(tmp_path / "data", cache_dir, env)
 
 
 @pytest.mark.timeout(1500)

@@ -23,7 +23,7 @@ from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.kafka_topics import admin_client
 from stock_platform.runtime.processes import pid_alive, wait_until
 from stock_platform.runtime.services import services_status
-from stock_platform_tests.private_platform import PrivatePlatform, free_port_block
+from stock_platform_tests.private_platform import PrivatePlatform, cluster_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,12 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def cluster(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePlatform]:
     """Three nodes started with `stock-platform services up --only kafka`; stopped (and checked gone) at the end."""
-    base = free_port_block(6)  # node i: base+2(i-1) for clients, the port after it for the quorum
-    platform = PrivatePlatform(
-        tmp_path_factory.mktemp("kafka-cluster"),
-        base_settings.cache_dir,
-        {"KAFKA_BROKERS": "3", "KAFKA_PORT": str(base), "KAFKA_CONTROLLER_PORT": str(base + 1)},
-    )
+    platform = PrivatePlatform(tmp_path_factory.mktemp("kafka-cluster"), base_settings.cache_dir, cluster_env(kafka_brokers=3))
     done = platform.cli("services", "up", "--only", "kafka")
     try:
         assert done.returncode == 0, done.stderr[-3000:] + platform.log_tails()
@@ -163,16 +158,9 @@ def test_down_stops_every_node_and_leaves_no_process(cluster: PrivatePlatform) -
     assert all(v == "stopped" for k, v in services_status(cluster.settings).items() if k.startswith("kafka"))
 
 
-def _free_block_env() -> dict[str, str]:
-    """KAFKA_PORT and KAFKA_CONTROLLER_PORT for three nodes on free ports."""
-    base = free_port_block(6)
-    return {"KAFKA_PORT": str(base), "KAFKA_CONTROLLER_PORT": str(base + 1)}
-
-
 def test_one_node_keeps_the_single_broker_layout(base_settings: Settings, tmp_path: Path) -> None:
     """KAFKA_BROKERS=1 runs exactly the broker of old, in the same files, so an existing data dir carries on."""
-    base = free_port_block(2)
-    single = PrivatePlatform(tmp_path, base_settings.cache_dir, {"KAFKA_PORT": str(base), "KAFKA_CONTROLLER_PORT": str(base + 1)})
+    single = PrivatePlatform(tmp_path, base_settings.cache_dir, cluster_env(kafka_brokers=1))
     done = single.cli("services", "up", "--only", "kafka")
     try:
         assert done.returncode == 0, done.stderr[-3000:]
@@ -185,7 +173,7 @@ def test_one_node_keeps_the_single_broker_layout(base_settings: Settings, tmp_pa
         assert configs["topic"][single.settings.kafka_topic]["min.insync.replicas"]["value"] == "1"
 
         # The same data dir asked for three nodes while the single one runs: refused, with the way out.
-        three = PrivatePlatform(tmp_path, base_settings.cache_dir, {"KAFKA_BROKERS": "3", **_free_block_env()})
+        three = PrivatePlatform(tmp_path, base_settings.cache_dir, cluster_env(kafka_brokers=3))
         refused = three.cli("services", "up", "--only", "kafka")
         assert refused.returncode == 1 and "another KAFKA_BROKERS still runs" in refused.stderr
         pid = KafkaBroker(single.settings).nodes[0].pid()

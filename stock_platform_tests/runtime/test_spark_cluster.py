@@ -20,7 +20,7 @@ from stock_platform.config import Settings
 from stock_platform.runtime.processes import pid_alive, pids_with_env, wait_until
 from stock_platform.runtime.services import services_env, services_status
 from stock_platform.runtime.spark_cluster import SPARK_MARKER, SparkCluster
-from stock_platform_tests.private_platform import PrivatePlatform, free_port_block
+from stock_platform_tests.private_platform import PrivatePlatform, cluster_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,11 +56,10 @@ spark.stop()
 @pytest.fixture(scope="module")
 def cluster(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePlatform]:
     """Master and two one-core workers started with `stock-platform services up --only spark`; stopped at the end."""
-    base = free_port_block(4)  # master UI, worker UIs (UI + 1, UI + 2), master
     platform = PrivatePlatform(
         tmp_path_factory.mktemp("spark-cluster"),
         base_settings.cache_dir,
-        {"SPARK_WORKERS": "2", "SPARK_WORKER_CORES": "1", "SPARK_MASTER_UI_PORT": str(base), "SPARK_MASTER_PORT": str(base + 3)},
+        {**cluster_env(spark_workers=2), "SPARK_WORKER_CORES": "1"},
     )
     done = platform.cli("services", "up", "--only", "spark")
     try:

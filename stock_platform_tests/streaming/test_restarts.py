@@ -99,9 +99,14 @@ def test_redis_outage_does_not_stop_postgres_and_redis_is_refilled(platform_sett
         assert wait_until(lambda: _count(settings.postgres_dsn) == 1000, 180), log.read_text()[-3000:]
         assert wait_until(lambda: r.exists(keys.latest("MSFT")), 30)
 
+        batches_before_outage = _count(settings.postgres_dsn, "stream_batches")
         server.stop()
         produce(settings, waves[1])  # written while Redis is down
         assert wait_until(lambda: _count(settings.postgres_dsn) == 2000, 120), log.read_text()[-3000:]
+        # The tasks commit before the driver publishes and records the batch: wait for the driver too, or Redis
+        # could be back before it tries, and the outage would go unseen.
+        recorded = lambda: _count(settings.postgres_dsn, "stream_batches") > batches_before_outage  # noqa: E731
+        assert wait_until(recorded, 60), log.read_text()[-3000:]
         assert job.poll() is None
 
         server.start()
