@@ -13,6 +13,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 __all__ = [
@@ -28,14 +29,19 @@ __all__ = [
 SCHEMA_VERSION = 1
 SOURCES = frozenset({"finnhub-rest", "finnhub-ws", "simulator", "replay"})
 MAX_MESSAGE_BYTES = 4096
-# DECIMAL(10, 2) in the seed's table holds at most 99,999,999.99.
+# DECIMAL(10, 2) in the seed's table holds 0.01 to 99,999,999.99: a smaller price would be stored as 0.00.
+MIN_PRICE = 0.01
 MAX_PRICE = 99_999_999.99
 # 1990-01-01T00:00:00Z: nothing older is a plausible quote for this platform.
 MIN_EVENT_TIME_MS = 631_152_000_000
 MAX_FUTURE_SKEW_MS = 60 * 60 * 1000
 # Whole numbers land in BIGINT columns.
 MAX_BIGINT = 2**63 - 1
+# A trillion shares: far above any real volume, low enough that a minute's candle and a day's bar (sums of
+# volumes, BIGINT too) cannot overflow even with millions of such records.
+MAX_VOLUME = 10**12
 # Finnhub symbols: letters, digits and . - : ^ (BRK.B, ^GSPC); the seed's column is VARCHAR(10).
+_CENT = Decimal("0.01")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-:^]{0,9}$")
 _FIELDS = (
     "v", "symbol", "price", "volume", "day_high", "day_low", "open_price",
@@ -69,6 +75,19 @@ class Quote:
         """The Kafka key: the symbol, so one symbol always lands in one partition, in order."""
         return self.symbol.encode()
 
+    def market_data(self) -> tuple[object, ...]:
+        """What the quote says about the market, as the table stores it (prices in cents).
+
+        Two records with the same (symbol, event time) and equal market data are one
+        fact sent twice (a replay, two producers polling one snapshot): the copy is a
+        duplicate. Different market data is a conflict, kept as a dead letter. The
+        sink's SQL compares the same columns (`pg_sink`).
+        """
+        return (
+            _cents(self.price), self.volume, _cents(self.day_high), _cents(self.day_low), _cents(self.open_price),
+            _cents(self.prev_close),
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """The record as the JSON object sent on the wire."""
         return asdict(self)
@@ -76,6 +95,11 @@ class Quote:
     def to_json(self) -> bytes:
         """The record serialised for Kafka: compact UTF-8 JSON."""
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+def _cents(value: float | None) -> Decimal | None:
+    """A price as DECIMAL(10, 2) stores it: PostgreSQL rounds the text form half away from zero."""
+    return None if value is None else Decimal(repr(value)).quantize(_CENT, ROUND_HALF_UP)
 
 
 def _number(data: dict[str, Any], name: str, *, required: bool) -> float | None:
@@ -93,12 +117,12 @@ def _number(data: dict[str, Any], name: str, *, required: bool) -> float | None:
 
 def _price(data: dict[str, Any], name: str, *, required: bool) -> float | None:
     value = _number(data, name, required=required)
-    if value is not None and not 0 < value <= MAX_PRICE:
-        raise QuoteError(f"field {name!r} must be > 0 and <= {MAX_PRICE}, got {value!r}")
+    if value is not None and not MIN_PRICE <= value <= MAX_PRICE:
+        raise QuoteError(f"field {name!r} must be > 0, between {MIN_PRICE} and {MAX_PRICE}, got {value!r}")
     return value
 
 
-def _integer(data: dict[str, Any], name: str, *, required: bool) -> int | None:
+def _integer(data: dict[str, Any], name: str, *, required: bool, maximum: int = MAX_BIGINT) -> int | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -106,8 +130,8 @@ def _integer(data: dict[str, Any], name: str, *, required: bool) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise QuoteError(f"field {name!r} must be a whole number, got {type(value).__name__}")
-    if not 0 <= value <= MAX_BIGINT:
-        raise QuoteError(f"field {name!r} must be between 0 and {MAX_BIGINT}, got {value}")
+    if not 0 <= value <= maximum:
+        raise QuoteError(f"field {name!r} must be between 0 and {maximum}, got {value}")
     return value
 
 
@@ -139,6 +163,9 @@ def quote_from_fields(data: dict[str, Any], *, now_ms: int | None = None) -> Quo
     producer_id = _text(data, "producer_id")
     if not 0 < len(producer_id) <= 64:
         raise QuoteError("field 'producer_id' must be 1-64 characters")
+    if not producer_id.isprintable():
+        # Control characters, NUL and lone surrogates: PostgreSQL cannot store the last two, and none is a name.
+        raise QuoteError(f"field 'producer_id' must be printable characters, got {producer_id!r}")
     event_time_ms = _integer(data, "event_time_ms", required=True)
     assert event_time_ms is not None  # noqa: S101 - required=True guarantees it
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -159,7 +186,7 @@ def quote_from_fields(data: dict[str, Any], *, now_ms: int | None = None) -> Quo
         source=source,
         producer_id=producer_id,
         seq=_integer(data, "seq", required=True) or 0,
-        volume=_integer(data, "volume", required=False),
+        volume=_integer(data, "volume", required=False, maximum=MAX_VOLUME),
         day_high=high,
         day_low=low,
         open_price=_price(data, "open_price", required=False),

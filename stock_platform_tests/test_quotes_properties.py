@@ -8,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stock_platform.quotes import SOURCES, Quote, QuoteError, parse_quote
+from stock_platform.quotes import MAX_VOLUME, SOURCES, Quote, QuoteError, parse_quote
 
 NOW_MS = 1_790_000_000_000
 
@@ -66,7 +66,7 @@ def test_any_json_object_parses_or_is_rejected_with_a_reason(data: dict) -> None
     price=st.floats(min_value=0.01, max_value=99_999_999.99),
     event_time_ms=st.integers(min_value=631_152_000_000, max_value=NOW_MS),
     seq=st.integers(min_value=0, max_value=2**62),
-    volume=st.none() | st.integers(min_value=0, max_value=2**62),
+    volume=st.none() | st.integers(min_value=0, max_value=MAX_VOLUME),
     source=st.sampled_from(sorted(SOURCES)),
 )
 def test_every_valid_quote_round_trips(

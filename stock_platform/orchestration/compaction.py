@@ -4,7 +4,8 @@ For day D it (1) rebuilds every symbol's bar from that day's candles and marks
 it verified when the raw ticks, while still present, agree with it (same
 count, lowest and highest price); (2) if D is older than the retention window,
 deletes D's raw ticks of the symbols whose bars are verified, and nothing
-else; (3) sweeps every earlier day that is past the retention window and still
+else, and marks those (symbol, day)s closed so the stream job refuses their
+ticks from then on instead of counting them twice; (3) sweeps every earlier day that is past the retention window and still
 holds raw ticks the same way (rebuild and re-verify its bars, delete its
 verified ticks), because the nightly run compacts yesterday, which is never
 old enough itself; (4) runs VACUUM (ANALYZE) so the freed space is reused and
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
+
+from stock_platform.storage.closed_days import lock_day_for_closing
 
 __all__ = [
     "CompactionReport",
@@ -86,6 +89,13 @@ WHERE b.day = %(day)s AND b.verified
   AND p.event_time >= %(start)s AND p.event_time < %(end)s
 """
 
+# The verified (symbol, day)s whose ticks were just removed are closed: the stream job refuses their ticks from
+# now on, since ON CONFLICT can no longer recognise a replayed one (storage/closed_days.py).
+_CLOSE_SQL = """
+UPDATE stock_daily_bars SET ticks_removed_at = now() AT TIME ZONE 'UTC'
+WHERE day = %(day)s AND verified AND ticks_removed_at IS NULL
+"""
+
 
 @dataclass
 class CompactionReport:
@@ -137,8 +147,11 @@ def delete_verified_ticks(
         return
     params = _bounds(day)
     with conn, conn.cursor() as cur:
+        # Writers that already looked at this day commit first; later ones see it closed and refuse its ticks.
+        lock_day_for_closing(cur, day)
         cur.execute(_DELETE_SQL, params)
         report.ticks_deleted = cur.rowcount
+        cur.execute(_CLOSE_SQL, params)
         cur.execute("SELECT count(*) FROM stock_prices WHERE event_time >= %(start)s AND event_time < %(end)s", params)
         report.ticks_kept_unverified = cur.fetchone()[0]
 

@@ -109,10 +109,16 @@ class KafkaRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that broke the contract, with the reason, kept for the dead_letters table."""
+    """A record kept in the dead_letters table instead of stock_prices, with the reason.
+
+    `kind` is one of the table's kinds (sql/012): `contract` (the message broke it), `conflict` (same
+    symbol and event time as a stored quote, different market data), `closed_day` (its day is compacted),
+    `database` (PostgreSQL refused it).
+    """
 
     record: KafkaRecord
     reason: str
+    kind: str = "contract"
 
 
 def parse_record(record: KafkaRecord, now_ms: int | None = None) -> Quote | DeadLetter:
@@ -120,10 +126,14 @@ def parse_record(record: KafkaRecord, now_ms: int | None = None) -> Quote | Dead
 
     "Too far in the future" is measured from the record's Kafka timestamp (when
     the broker got it), not from the wall clock, so replaying a batch months
-    later reaches exactly the same verdict. Never raises.
+    later reaches exactly the same verdict. A Kafka timestamp ahead of the wall
+    clock is not trusted (producers may set it): the wall clock is used instead,
+    so a record cannot carry its own licence for a far-future event time. Never raises.
     """
     if now_ms is None:
-        now_ms = record.timestamp_ms if record.timestamp_ms is not None and record.timestamp_ms > 0 else int(time.time() * 1000)
+        wall_ms = int(time.time() * 1000)
+        stamp = record.timestamp_ms
+        now_ms = min(stamp, wall_ms) if stamp is not None and stamp > 0 else wall_ms
     try:
         return parse_quote(record.value, now_ms=now_ms)
     except QuoteError as e:
@@ -135,6 +145,8 @@ class ParsedBatch:
     """One micro-batch judged: unique valid quotes, dead letters, and the counts the job reports."""
 
     quotes: list[Quote] = field(default_factory=list)
+    # The Kafka record of each quote, in the same order (for dead letters the database decides on).
+    quote_records: list[KafkaRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rows_in: int = 0
     duplicates_in_batch: int = 0
@@ -146,6 +158,7 @@ class ParsedBatch:
     def absorb(self, part: ParsedBatch) -> None:
         """Add a parsed chunk's quotes, dead letters and duplicates to this batch."""
         self.quotes.extend(part.quotes)
+        self.quote_records.extend(part.quote_records)
         self.dead_letters.extend(part.dead_letters)
         self.duplicates_in_batch += part.duplicates_in_batch
 
@@ -179,12 +192,17 @@ def sort_records(records: Iterable[KafkaRecord]) -> list[KafkaRecord]:
 
 
 def parse_chunks(ordered: Sequence[KafkaRecord], chunk_size: int) -> Iterator[ParsedBatch]:
-    """Parse `ordered` `chunk_size` records at a time, de-duplicating across the whole sequence.
+    """Parse `ordered` `chunk_size` records at a time, dropping exact copies across the whole sequence.
 
     Each chunk holds only its own new quotes, dead letters and duplicate count,
-    so a writer can store chunk k while chunk k+1 is being parsed.
+    so a writer can store chunk k while chunk k+1 is being parsed. A record with
+    the key (symbol, event time) and the market data of an earlier one is a
+    duplicate here; one with other market data stays a quote, because which
+    record of a key wins is the table's decision (a stored row, or the first in
+    offset order that PostgreSQL accepts): the sink dead-letters the losers as
+    conflicts.
     """
-    seen: set[tuple[str, int]] = set()
+    first: dict[tuple[str, int], Quote] = {}
     for begin in range(0, len(ordered), max(chunk_size, 1)):
         part = ParsedBatch()
         for record in ordered[begin : begin + chunk_size]:
@@ -193,11 +211,12 @@ def parse_chunks(ordered: Sequence[KafkaRecord], chunk_size: int) -> Iterator[Pa
                 part.dead_letters.append(result)
                 continue
             key = (result.symbol, result.event_time_ms)
-            if key in seen:
+            earlier = first.setdefault(key, result)
+            if earlier is not result and earlier.market_data() == result.market_data():
                 part.duplicates_in_batch += 1
             else:
-                seen.add(key)
                 part.quotes.append(result)
+                part.quote_records.append(record)
         yield part
 
 

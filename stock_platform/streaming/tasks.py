@@ -107,16 +107,20 @@ def _write_span(config: TaskConfig, ordered: Sequence[KafkaRecord]) -> TaskSumma
             yield part
 
     result = _pg_sink(config.postgres_dsn).write_span(span, chunks())
+    stored = parsed.quotes
+    if result.refused_offsets:  # Redis shows what PostgreSQL holds, not a quote it refused
+        refused = result.refused_offsets
+        stored = [q for q, r in zip(parsed.quotes, parsed.quote_records, strict=True) if r.offset not in refused]
     redis = _redis_sink(config)
-    redis_ok = redis.write_quotes(parsed.quotes) if redis is not None else False
+    redis_ok = redis.write_quotes(stored) if redis is not None else False
     stamps = [r.timestamp_ms for r in ordered if r.timestamp_ms is not None]
     return TaskSummary(
         topic=span.topic, partition=span.partition, start_offset=span.start_offset, end_offset=span.end_offset,
-        rows_in=span.rows_in, valid=len(parsed.quotes) + parsed.duplicates_in_batch, inserted=result.inserted,
+        rows_in=span.rows_in, valid=result.inserted + result.duplicates, inserted=result.inserted,
         duplicates=result.duplicates, dead_letters=result.dead_letters, candles=result.candles_touched,
         min_kafka_ms=min(stamps, default=None), max_kafka_ms=max(stamps, default=None),
-        max_event_ms=parsed.max_event_ms, redis_ok=redis_ok, replayed=result.replayed,
-        symbols=sorted({q.symbol for q in parsed.quotes}),
+        max_event_ms=max((q.event_time_ms for q in stored), default=None), redis_ok=redis_ok,
+        replayed=result.replayed, symbols=sorted({q.symbol for q in stored}),
     )  # fmt: skip
 
 

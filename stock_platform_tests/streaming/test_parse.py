@@ -41,18 +41,23 @@ def test_future_is_judged_against_the_kafka_timestamp_not_the_clock() -> None:
     assert parse_record(_rec(ahead.to_json(), ts=BASE_MS + 3600 * 1000)) == ahead
 
 
-def test_batch_keeps_first_of_each_symbol_and_time_and_counts_the_rest() -> None:
+def test_batch_drops_exact_copies_and_leaves_other_records_of_a_key_to_the_table() -> None:
     quotes = make_quotes(10)
     first = quotes[0]
     changed = Quote(first.symbol, first.price + 1, first.event_time_ms, first.source, "other", 99, 1)
-    values = [q.to_json() for q in quotes] + [quotes[3].to_json(), changed.to_json(), b"junk"]
+    # The same market fact from another producer, and a sub-cent difference the table cannot tell apart.
+    resent = Quote(first.symbol, first.price + 0.001, first.event_time_ms, "replay", "other", 100, first.volume)
+    values = [q.to_json() for q in quotes] + [quotes[3].to_json(), changed.to_json(), b"junk", resent.to_json()]
     records = [_rec(v, offset=i) for i, v in enumerate(values)]
     batch = parse_batch(reversed(records))  # arrival order does not matter: offsets decide
-    assert batch.rows_in == 13
+    assert batch.rows_in == 14
     assert batch.duplicates_in_batch == 2
-    assert len(batch.dead_letters) == 1 and batch.dead_letters[0].record.offset == 12
+    assert [(d.record.offset, d.kind) for d in batch.dead_letters] == [(12, "contract")]
+    # The changed record is the sink's to judge: a conflict with whichever row the table keeps.
+    assert batch.quotes[-1] == changed and [r.offset for r in batch.quote_records] == [*range(10), 11]
+    batch.quotes.pop()
     assert sorted(batch.quotes, key=lambda q: q.seq) == quotes
-    assert batch.offsets == {"t": {0: [0, 13]}}
+    assert batch.offsets == {"t": {0: [0, 14]}}
     assert batch.max_event_ms == max(q.event_time_ms for q in quotes)
 
 
@@ -73,5 +78,5 @@ def test_copy_text_escapes_producer_ids_and_writes_nulls() -> None:
     line = copy_text([q])
     assert line.count("\n") == 1 and line.endswith("\n")
     fields = line[:-1].split("\t")
-    assert len(fields) == 11
+    assert len(fields) == 12 and fields[11] == "\\N"  # no Kafka record given: no offset
     assert fields[2] == "\\N" and fields[9] == "a\\tb\\\\c\\nd"
