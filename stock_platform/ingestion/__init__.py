@@ -2,7 +2,8 @@
 
 Public pieces (import them from their modules; this package imports nothing):
 - `producer.QuoteProducer(settings, stats)`: `send(quote)` stamps producer_id and seq (1, 2, ...) and
-  publishes keyed by symbol; `flush()`, `close()`.
+  publishes keyed by symbol; `flush()`, `close()`. Its buffers and stop timeout are `limits.ProducerLimits`;
+  whatever it cannot deliver is counted in `stats.FeedStats` (failed, dropped, unsent) with its seq.
 - `simulator.SimulatedMarket(symbols, seed, rate, start_ms=...)`: a seeded iterator of `Quote`s;
   `simulator.synthetic_symbols(n)` for load tests.
 - `tape.TapeWriter` / `tape.read_tape`: gzip JSON-lines tapes.

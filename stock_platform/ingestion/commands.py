@@ -22,8 +22,15 @@ def _rate(text: str) -> float | None:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from stock_platform.ingestion.limits import ProducerLimits
     from stock_platform.ingestion.run import ProduceOptions, run_produce
     from stock_platform.ingestion.simulator import synthetic_symbols
+
+    try:
+        limits = ProducerLimits.from_env()
+    except ValueError as e:
+        print(f"stock-platform produce: {e}", file=sys.stderr)
+        return 2
 
     source_args = args.source or [settings.source]
     source = source_args[0].lower()
@@ -46,6 +53,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     options = ProduceOptions(
         source=source, symbols=symbols, rate=rate, max_records=args.max_records, duration=args.duration,
         tape=tape, speed=args.speed, rebase=args.rebase_time, record=Path(args.record) if args.record else None,
+        limits=limits,
     )  # fmt: skip
     return run_produce(settings, options)
 

@@ -5,8 +5,11 @@ with `t` in unix seconds, unknown symbols get the all-zero answer, a missing
 token or more than the per-second/per-minute calls gets 429 with a text body,
 a wrong key 401 `{"error":"Invalid API key."}`, `/stock/candle` 403. Tests push
 `Scripted` answers (401, 429 with Retry-After, 5xx, slow, all-zero, malformed
-JSON, dropped connection) that are served before the default behaviour, and
-read `requests` to see exactly what the producer did. The key is never logged.
+JSON, dropped connection, a normal quote with some fields replaced) that are
+served before the default behaviour, and read `requests` to see exactly what the
+producer did. Replaced fields are written as Python's json writes them, so
+`math.inf` goes out as `Infinity` and `math.nan` as `NaN`, as a broken server's
+JSON might. The key is never logged.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Scripted:
     drop: bool = False  # close the connection without answering
     zero: bool = False  # the all-zero "no data" quote
     t: int | None = None  # a fixed `t` (to repeat a timestamp)
+    fields: dict[str, object] = field(default_factory=dict)  # replace these fields of the normal quote
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class FakeFinnhub:
             return True
         return self.calls_per_minute is not None and len(self._accepted) >= self.calls_per_minute
 
-    def _quote(self, symbol: str, scripted: Scripted | None) -> dict[str, float | int | None]:
+    def _quote(self, symbol: str, scripted: Scripted | None) -> dict[str, object]:
         if symbol in self.unknown_symbols or (scripted is not None and scripted.zero):
             return {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
         price = self._prices.get(symbol) or round(self._rng.uniform(50, 500), 2)
@@ -154,8 +158,9 @@ class FakeFinnhub:
         self._prices[symbol] = new
         pc = round(price * 0.99, 2)
         t = scripted.t if scripted is not None and scripted.t is not None else int(time.time())
-        return {"c": new, "d": round(new - pc, 2), "dp": round((new - pc) / pc * 100, 4),
-                "h": max(new, price) + 1, "l": min(new, price) - 1, "o": price, "pc": pc, "t": t}  # fmt: skip
+        quote = {"c": new, "d": round(new - pc, 2), "dp": round((new - pc) / pc * 100, 4),
+                 "h": max(new, price) + 1, "l": min(new, price) - 1, "o": price, "pc": pc, "t": t}  # fmt: skip
+        return quote | (scripted.fields if scripted is not None else {})
 
     def answer(self, path: str, symbol: str, token: str | None) -> tuple[Scripted | None, int, str, dict[str, str]]:
         """Decide the answer to one request: (script used, status, body, headers). Thread-safe."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from stock_platform.ingestion.finnhub_values import MalformedAnswer, epoch, finite_number
 from stock_platform.ingestion.redact import redact
 
 __all__ = [
@@ -49,10 +50,6 @@ class FinnhubRateLimited(RuntimeError):
 
 class FinnhubTransientError(RuntimeError):
     """5xx, a timeout or a broken connection: worth retrying after a backoff."""
-
-
-class MalformedAnswer(ValueError):
-    """A 200 whose body is not a Finnhub quote object."""
 
 
 @dataclass(frozen=True)
@@ -95,17 +92,17 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _decode(payload: Any) -> FinnhubQuote:
+    """The quote in a 200's JSON; a missing or null field reads as 0, as in Finnhub's "no data" answer."""
     if not isinstance(payload, dict):
-        raise MalformedAnswer(f"expected a JSON object, got {type(payload).__name__}")
-    values: dict[str, float] = {}
-    for name in ("c", "h", "l", "o", "pc", "t"):
-        value = payload.get(name)
-        if value is None:
-            value = 0
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MalformedAnswer(f"field {name!r} is not a number")
-        values[name] = value
-    return FinnhubQuote(c=values["c"], h=values["h"], l=values["l"], o=values["o"], pc=values["pc"], t=int(values["t"]))
+        raise MalformedAnswer(f"expected a JSON object, got {type(payload).__name__}", "not a JSON object")
+    prices = {name: finite_number(_or_zero(payload, name), name) for name in ("c", "h", "l", "o", "pc")}
+    t = epoch(_or_zero(payload, "t"), "t", per_second=1)
+    return FinnhubQuote(c=prices["c"], h=prices["h"], l=prices["l"], o=prices["o"], pc=prices["pc"], t=t)
+
+
+def _or_zero(payload: dict[str, Any], name: str) -> Any:
+    value = payload.get(name)
+    return 0 if value is None else value
 
 
 class FinnhubRestClient:
@@ -133,11 +130,11 @@ class FinnhubRestClient:
         if status >= 500 or status == 408:
             raise FinnhubTransientError(f"Finnhub answered {status} {body}")
         if status != 200:
-            raise MalformedAnswer(f"unexpected status {status} {body}")
+            raise MalformedAnswer(f"unexpected status {status} {body}", f"unexpected status {status}")
         try:
             payload = response.json()
         except ValueError as e:
-            raise MalformedAnswer(f"body is not JSON: {body[:80]!r}") from e
+            raise MalformedAnswer(f"body is not JSON: {body[:80]!r}", "body is not JSON") from e
         return _decode(payload)
 
     def close(self) -> None:

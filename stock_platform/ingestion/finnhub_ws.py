@@ -8,7 +8,10 @@ backoff with jitter, and every symbol is subscribed again. A 401/403 at the
 handshake ends the stream with `FinnhubAuthError`. Trades of one symbol within
 one millisecond are merged (volumes summed, last price kept) and event times
 are nudged to stay strictly increasing per symbol, because the table keeps one
-row per (symbol, millisecond).
+row per (symbol, millisecond). A message that is not JSON, and a trade whose
+`p`, `v` or `t` is not a finite number in range (`Infinity`, `NaN`, a string,
+a 20-digit or negative `t`), is skipped as malformed and logged once per kind;
+the stream goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from stock_platform.config import Settings
 from stock_platform.ingestion.auth import auth_failure_message
 from stock_platform.ingestion.day_volume import DayVolume
 from stock_platform.ingestion.finnhub_rest import FinnhubAuthError
+from stock_platform.ingestion.finnhub_values import MalformedAnswer, epoch, finite_number
 from stock_platform.ingestion.ratelimit import Backoff
 from stock_platform.ingestion.redact import redact
 from stock_platform.ingestion.stats import FeedStats
@@ -35,6 +39,25 @@ from stock_platform.quotes import Quote, QuoteError, quote_from_fields
 __all__ = ["TradeStream"]
 
 logger = logging.getLogger(__name__)
+
+# Finnhub's trade volume is a share count (fractional for some markets); more than a BIGINT is no trade.
+_MAX_VOLUME = float(2**63 - 1)
+
+
+def _trade(trade: Any) -> tuple[str, int, float, float]:
+    """(symbol, t in ms, price, volume) of one trade; `MalformedAnswer` if any of them is not usable."""
+    if not isinstance(trade, dict):
+        raise MalformedAnswer(f"a trade is not a JSON object: {trade!r:.40}", "a trade is not a JSON object")
+    symbol = trade.get("s")
+    if not isinstance(symbol, str):
+        raise MalformedAnswer(f"field 's' is not a string: {symbol!r:.40}", "field 's' is not a string")
+    if "p" not in trade or "t" not in trade:
+        raise MalformedAnswer("a trade without 'p' or 't'", "a trade without 'p' or 't'")
+    t = epoch(trade["t"], "t", per_second=1000)
+    price = finite_number(trade["p"], "p")
+    volume = trade.get("v")
+    volume = 0.0 if volume is None else finite_number(volume, "v", low=0, high=_MAX_VOLUME)
+    return symbol, t, price, volume
 
 
 class TradeStream:
@@ -110,13 +133,18 @@ class TradeStream:
             except ConnectionClosed:
                 break
 
+    def _malformed(self, kind: str, detail: str) -> None:
+        """Count a malformed message or trade; log the first of its kind (the rest only at DEBUG)."""
+        self.stats.skip("malformed")
+        level = logging.WARNING if self.stats.first_time(f"ws:{kind}") else logging.DEBUG
+        logger.log(level, "skipped a malformed trade-stream message: %s (more like it are only counted)", detail)
+
     def _handle(self, raw: str | bytes) -> None:
         try:
             message = json.loads(raw)
             kind = message.get("type")
-        except (ValueError, AttributeError):
-            self.stats.skip("malformed")
-            logger.warning("skipped a malformed trade-stream message: %r", redact(raw, self._key)[:120])
+        except (ValueError, AttributeError, RecursionError):
+            self._malformed("not a JSON object", repr(redact(raw, self._key)[:120]))
             return
         if kind == "ping":
             self.stats.event("ws_ping")
@@ -131,16 +159,16 @@ class TradeStream:
 
     def _trades(self, data: Any) -> None:
         if not isinstance(data, list):
-            self.stats.skip("malformed")
+            self._malformed("'data' is not a list", f"'data' is not a list: {redact(repr(data), self._key)[:80]}")
             return
         merged: dict[tuple[str, int], tuple[float, float]] = {}
         for trade in data:
             try:
-                key = (str(trade["s"]), int(trade["t"]))
-                price, volume = float(trade["p"]), float(trade.get("v") or 0)
-            except (KeyError, TypeError, ValueError):
-                self.stats.skip("malformed")
+                symbol, t, price, volume = _trade(trade)
+            except MalformedAnswer as e:
+                self._malformed(e.kind, redact(str(e), self._key))
                 continue
+            key = (symbol, t)
             previous = merged.pop(key, (price, 0.0))
             merged[key] = (price, previous[1] + volume)  # re-inserted last: order follows the latest trade
         for (symbol, t), (price, volume) in merged.items():

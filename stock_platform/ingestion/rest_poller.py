@@ -6,7 +6,10 @@ every caller (for Retry-After when given) and the same symbol is tried again,
 while the grid of due times stays anchored, so later symbols keep their slots.
 5xx, timeouts and connection errors are retried with exponential backoff and
 jitter. All-zero answers and answers whose `t` did not change are counted and
-skipped. 401/403 end the poller with `FinnhubAuthError`.
+skipped; so are malformed ones (not JSON, a string or a non-finite number for
+a price, a `t` that is not a time), logged once per kind so a Finnhub that
+keeps answering badly does not flood the log. 401/403 end the poller with
+`FinnhubAuthError`.
 """
 
 from __future__ import annotations
@@ -126,7 +129,10 @@ class RestPoller:
                 continue
             except MalformedAnswer as e:
                 self.stats.skip("malformed")
-                logger.warning("skipped a malformed answer for %s: %s", symbol, e)
+                if self.stats.first_time(f"rest:{e.kind}"):
+                    logger.warning("skipped a malformed answer for %s: %s (more like it are only counted)", symbol, e)
+                else:
+                    logger.debug("skipped a malformed answer for %s: %s", symbol, e)
                 return
             self._handle(symbol, answer)
             return

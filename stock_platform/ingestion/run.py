@@ -1,9 +1,12 @@
 """`stock-platform produce`: pick a source, publish it to Kafka, beat in Redis, stop cleanly.
 
-Runs until SIGTERM/SIGINT, `max_records` or `duration`, then flushes every
-buffered record before exiting. Exit codes: 0 on a clean stop, 2 with one
-clear line when Finnhub refuses the key (or a setting is wrong), 1 when Kafka
-cannot be reached or records could not be delivered.
+Runs until SIGTERM/SIGINT, `max_records` or `duration`, then gives Kafka the
+flush timeout (`PRODUCER_FLUSH_TIMEOUT_SECONDS`, 10 s) to acknowledge what is
+buffered, so a stop is honoured even while the broker is down. Exit codes: 0
+when Kafka acknowledged every record, 2 with one clear line when Finnhub
+refuses the key (or a setting is wrong), 1 when Kafka cannot be reached or any
+record was lost (failed, dropped or unsent), with one line saying how many and
+which seqs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from stock_platform.config import Settings
 from stock_platform.ingestion.finnhub_rest import FinnhubAuthError
+from stock_platform.ingestion.limits import ProducerLimits
 from stock_platform.ingestion.redact import install_log_redaction
 from stock_platform.ingestion.stats import FeedStats
 
@@ -40,6 +44,7 @@ class ProduceOptions:
     speed: float | None = 1.0  # replay speed; None = as fast as possible
     rebase: bool = False  # replay: shift event times so the tape ends now
     record: Path | None = None  # record what is published to this tape
+    limits: ProducerLimits = ProducerLimits()  # buffer bounds and the flush timeout at stop
 
 
 def _install_signals(stop: threading.Event) -> dict[int, object]:
@@ -90,7 +95,7 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
             return _fail(str(e), 2)
         if options.symbols:
             settings = dataclasses.replace(settings, symbols=options.symbols)
-        quotes = finnhub_quotes(settings, feeds, stats, stop)
+        quotes = finnhub_quotes(settings, feeds, stats, stop, inbox_max=options.limits.inbox_max)
         label = f"finnhub:{','.join(sorted(feeds))}"
     elif options.source == "replay":
         if options.tape is None or not options.tape.is_file():
@@ -101,7 +106,7 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
         quotes = simulated_quotes(options.symbols, settings.simulator_seed, options.rate, stop, options.max_records)
         label = "simulator"
     try:
-        producer = QuoteProducer(settings, stats)
+        producer = QuoteProducer(settings, stats, limits=options.limits, stop=stop)
     except ProducerError as e:
         return _fail(str(e), 1)
     heartbeat = Heartbeat(settings, stats, label)
@@ -117,7 +122,7 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
         try:
             for quote in quotes:
                 value = producer.send(quote)
-                if tape is not None:
+                if tape is not None and value is not None:  # None: dropped or unsent, never published
                     tape.write(value)
                 sent += 1
                 if options.max_records and sent >= options.max_records:
@@ -133,16 +138,15 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
                 closer()  # a generator of feed threads joins them here
             if timer is not None:
                 timer.cancel()
-            producer.close(timeout=60)
-    if code == 0 and stats.failed:
-        code, state = 1, "failed"
+            producer.close()
+    if stats.lost:
+        logger.error("producer %s %s", producer.producer_id, stats.lost_summary())
+        if code == 0:
+            code, state = 1, "failed"
     heartbeat.stop(state)
     snapshot = stats.snapshot()
     logger.info(
-        "stopped: sent %d, published %d, skipped %d, failed %d",
-        sent,
-        snapshot["published"],
-        snapshot["skipped"],
-        snapshot["failed"],
-    )
+        "stopped: sent %d, published %d, skipped %d, failed %d, dropped %d, unsent %d",
+        sent, snapshot["published"], snapshot["skipped"], snapshot["failed"], snapshot["dropped"], snapshot["unsent"],
+    )  # fmt: skip
     return code

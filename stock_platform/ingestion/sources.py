@@ -1,7 +1,10 @@
 """The producer's sources as plain iterators of `Quote`: simulator, Finnhub feeds, replay.
 
 The Finnhub feeds (REST poller, WebSocket trades) run in their own threads and
-meet in a queue; the simulator and replay are paced in the caller's thread.
+meet in a bounded queue: they cannot be paused, so when the producer falls
+behind (Kafka down) the newest quotes are dropped and counted
+(`dropped_inbox_full`) instead of piling up in memory. The simulator and replay
+are paced in the caller's thread, so a slow producer simply slows them down.
 Every iterator returns when `stop` is set, so the producer can flush and exit.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from stock_platform.config import Settings
 from stock_platform.ingestion.day_volume import DayVolume
+from stock_platform.ingestion.drops import DropRun
 from stock_platform.ingestion.pacing import paced
 from stock_platform.ingestion.simulator import SimulatedMarket
 from stock_platform.ingestion.stats import FeedStats
@@ -73,19 +77,35 @@ def replay_quotes(
     return paced(read_tape(path, stats=stats, shift_ms=shift), speed, stop)
 
 
-def finnhub_quotes(settings: Settings, feeds: set[str], stats: FeedStats, stop: threading.Event) -> Iterator[Quote]:
-    """Quotes from Finnhub's REST poller and/or trade stream; re-raises a feed's fatal error after stopping."""
+def finnhub_quotes(
+    settings: Settings, feeds: set[str], stats: FeedStats, stop: threading.Event, *, inbox_max: int = 10_000
+) -> Iterator[Quote]:
+    """Quotes from Finnhub's REST poller and/or trade stream; re-raises a feed's fatal error after stopping.
+
+    At most `inbox_max` quotes wait for the caller; beyond that they are dropped and counted.
+    """
     from stock_platform.ingestion.finnhub_ws import TradeStream
     from stock_platform.ingestion.rest_poller import RestPoller
 
-    inbox: queue.Queue[Quote] = queue.Queue()
+    inbox: queue.Queue[Quote] = queue.Queue(maxsize=inbox_max)
+    drops = DropRun(stats, "inbox_full", "Finnhub quotes")
+
+    def emit(quote: Quote) -> None:
+        try:
+            inbox.put_nowait(quote)
+        except queue.Full:
+            drops.drop(f"the producer is behind (Kafka down?) with {inbox_max} quotes waiting (PRODUCER_INBOX_MAX)")
+            return
+        if drops.active:
+            drops.end()
+
     failures: list[BaseException] = []
     day_volume = DayVolume()
     workers = []
     if "ws" in feeds:
-        workers.append(TradeStream(settings, inbox.put, stats, stop, day_volume=day_volume))
+        workers.append(TradeStream(settings, emit, stats, stop, day_volume=day_volume))
     if "rest" in feeds:
-        workers.append(RestPoller(settings, inbox.put, stats, stop, day_volume=day_volume))
+        workers.append(RestPoller(settings, emit, stats, stop, day_volume=day_volume))
 
     def run(worker: RestPoller | TradeStream) -> None:
         try:
@@ -107,5 +127,6 @@ def finnhub_quotes(settings: Settings, feeds: set[str], stats: FeedStats, stop: 
         stop.set()
         for thread in threads:
             thread.join(timeout=15)
+        drops.end()
     if failures:
         raise failures[0]

@@ -1,18 +1,27 @@
-"""Fixtures for the ingestion tests: a fake Finnhub, settings that point at it, and a topic reader."""
+"""Fixtures for the ingestion tests: a fake Finnhub, settings that point at it, a private broker, and a topic reader."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import socket
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from stock_platform.config import Settings
 from stock_platform.ingestion.fake_finnhub import FakeFinnhub
+from stock_platform.runtime.kafka_broker import KafkaBroker
+from stock_platform.runtime.processes import read_pid, wait_until
+from stock_platform.storage.redis_keys import RedisKeys
 
 API_KEY = "fk-7d1e0c2b9a-known-test-key"
 
@@ -76,3 +85,49 @@ def read_topic(settings: Settings, expected: int | None = None, idle_s: float = 
 def values(records: list[Any]) -> list[dict[str, Any]]:
     """The decoded JSON values of consumer records."""
     return [json.loads(r.value) for r in records]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def private_kafka(services: Settings, tmp_path: Path) -> Iterator[tuple[Settings, KafkaBroker]]:
+    """A one-node Kafka of the test's own (about 3 s to start), with its topic, to kill without disturbing anyone else."""
+    port = free_port()
+    settings = dataclasses.replace(
+        services, data_dir=tmp_path, kafka_port=port, kafka_controller_port=free_port(), kafka_brokers=1,
+        kafka_replication_factor=1, kafka_min_insync_replicas=1, kafka_bootstrap_servers=f"127.0.0.1:{port}",
+        kafka_topic="loss-test", redis_key_prefix=f"test:{uuid.uuid4().hex[:8]}:", producer_id="loss-test",
+    )  # fmt: skip
+    broker = KafkaBroker(settings)
+    broker.start()
+    try:
+        yield settings, broker
+    finally:
+        broker.stop()
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        try:
+            client.delete(RedisKeys(settings.redis_key_prefix).heartbeat("producer"))
+        finally:
+            client.close()
+
+
+def kill_broker(broker: KafkaBroker) -> None:
+    """SIGKILL the broker: from now on its port refuses every connection."""
+    pid = read_pid(broker.pid_file)
+    assert pid is not None, "the private broker is not running"
+    os.killpg(pid, signal.SIGKILL)
+    assert wait_until(lambda: not broker.running(), 30)
+
+
+def heartbeat(settings: Settings) -> dict[str, str]:
+    """The producer's heartbeat hash in Redis (empty when there is none)."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return client.hgetall(RedisKeys(settings.redis_key_prefix).heartbeat("producer"))
+    finally:
+        client.close()

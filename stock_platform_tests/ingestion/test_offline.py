@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from stock_platform.cli import main as cli_main
 from stock_platform.ingestion.day_volume import DayVolume
+from stock_platform.ingestion.limits import ProducerLimits
 from stock_platform.ingestion.pacing import paced
 from stock_platform.ingestion.producer import encode_quote
 from stock_platform.ingestion.redact import RedactingFilter, redact
@@ -118,3 +120,38 @@ def test_parallel_tape_reader_yields_the_same_quotes_and_counts(tmp_path: Path) 
     stats = FeedStats()
     assert list(read_tape_parallel(path, stats=stats, shift_ms=5)) == list(read_tape(path, shift_ms=5))
     assert stats.skipped["invalid"] == 1
+
+
+def test_producer_limits_come_from_the_environment_and_bad_ones_are_named() -> None:
+    assert ProducerLimits.from_env({}) == ProducerLimits()
+    limits = ProducerLimits.from_env({"PRODUCER_FLUSH_TIMEOUT_SECONDS": "2.5", "PRODUCER_QUEUE_MAX_MESSAGES": "500"})
+    assert limits.flush_timeout_s == 2.5 and limits.queue_max_messages == 500 and limits.inbox_max == 10_000
+    for name, raw in [("PRODUCER_FLUSH_TIMEOUT_SECONDS", "soon"), ("PRODUCER_INBOX_MAX", "0"), ("PRODUCER_QUEUE_MAX_KBYTES", "1.5"),
+                      ("PRODUCER_QUEUE_FULL_TIMEOUT_SECONDS", "nan")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"setting {name} must be a positive"):
+            ProducerLimits.from_env({name: raw})
+
+
+def test_a_bad_producer_limit_stops_produce_with_exit_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PRODUCER_FLUSH_TIMEOUT_SECONDS", "-1")
+    assert cli_main(["produce", "--max-records", "1"]) == 2  # before any connection is tried
+    assert "setting PRODUCER_FLUSH_TIMEOUT_SECONDS must be a positive number, got '-1'" in capsys.readouterr().err
+
+
+def test_lost_records_are_summed_up_in_one_line_with_their_seq_range() -> None:
+    stats = FeedStats()
+    assert stats.lost == 0
+    stats.add_unsent(seq=40)
+    stats.add_unsent(seq=12)
+    stats.add_failed(seq=55)
+    stats.add_dropped("queue_full", seq=30)
+    stats.add_dropped("inbox_full")
+    assert stats.lost == 5 and stats.lost_seqs == (12, 55)
+    summary = stats.lost_summary()
+    assert summary.startswith("lost 5 records: 2 unsent at stop, 2 dropped (inbox_full 1, queue_full 1), 1 failed; seq 12..55")
+    expected = {"dropped": 2, "unsent": 2, "failed": 1, "dropped_queue_full": 1, "dropped_inbox_full": 1,
+                "lost_first_seq": 12, "lost_last_seq": 55}  # fmt: skip
+    snapshot = stats.snapshot()  # what the heartbeat writes
+    assert {name: snapshot.get(name) for name in expected} == expected

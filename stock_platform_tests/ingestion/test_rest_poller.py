@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -135,6 +137,25 @@ def test_malformed_json_is_counted_and_skipped(finnhub_settings: Settings, fake:
     fake.script(Scripted(body='{"c": 1.5, "t": '), Scripted(body='["not", "an", "object"]'), symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.published >= 1)
     assert stats.skipped["malformed"] == 2 and stats.published >= 1
+
+
+def test_non_finite_and_absurd_numbers_are_malformed_answers_not_crashes(
+    finnhub_settings: Settings, fake: FakeFinnhub, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",), poll_interval_seconds=0.2)
+    bad = [
+        {"c": math.inf}, {"c": math.inf}, {"h": -math.inf}, {"pc": math.nan}, {"t": math.inf},
+        {"t": 12345678901234567890}, {"t": -1}, {"c": "101.5"},
+    ]  # fmt: skip
+    fake.script(*[Scripted(fields=fields) for fields in bad], symbol="AAPL")  # sent as Infinity, NaN, ...
+    stats, errors = _poll(settings, lambda s: s.published >= 2)
+    assert not errors and stats.skipped["malformed"] == len(bad) and stats.published >= 2  # and it kept polling
+    assert stats.skipped["invalid"] == 0  # caught as malformed, before the contract is even asked
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "malformed" in r.getMessage()]
+    # once per kind: c, h, pc and t not finite; t out of range (20 digits, negative); c not a number
+    assert len(warned) == 6, warned
+    records = values(read_topic(settings, expected=stats.published))
+    assert len(records) == stats.published and all(math.isfinite(r["price"]) for r in records)
 
 
 def test_the_poller_stays_under_both_call_limits(finnhub_settings: Settings) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -99,6 +101,34 @@ def test_error_messages_are_counted_and_streaming_goes_on(finnhub_settings: Sett
     stats, _ = _stream(finnhub_settings, lambda s: s.events["ws_error"] >= 1 and s.published > marks[0] + 5, during=inject)
     assert stats.events["ws_error"] == 1 and stats.skipped["malformed"] == 1
     assert stats.events["ws_connect"] == 1  # neither needed a reconnect
+
+
+def test_non_finite_and_absurd_trades_are_malformed_not_crashes(
+    finnhub_settings: Settings, fake: FakeFinnhub, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = int(time.time() * 1000) + 600_000  # later than anything the fake streams meanwhile
+    good = {"p": 101.25, "s": "AAPL", "t": t, "v": 10, "c": ["1"]}
+    bad = [
+        {"p": math.inf}, {"p": -math.inf}, {"p": math.nan}, {"p": "101.5"}, {"v": math.inf}, {"v": math.nan},
+        {"v": -5}, {"t": math.inf}, {"t": 12345678901234567890}, {"t": -1}, {"t": str(t)},
+    ]  # fmt: skip
+    marks: list[int] = []
+
+    def inject(stats: FeedStats) -> None:
+        fake.ws.script_trades([good | fields for fields in bad] + [good])  # json writes Infinity, NaN
+        marks.append(stats.published)
+
+    stats, stream = _stream(
+        finnhub_settings, lambda s: s.skipped["malformed"] >= len(bad) and s.published > marks[0] + 5, during=inject
+    )
+    assert stats.skipped["malformed"] == len(bad) and stats.published > marks[0] + 5  # the stream went on
+    assert stats.skipped["invalid"] == 0 and stream.connections == 1
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "malformed" in r.getMessage()]
+    # once per kind: p not finite, p not a number, v not finite, v out of range, t not finite, t out of range,
+    # t not a number
+    assert len(warned) == 7, warned
+    records = values(read_topic(finnhub_settings, expected=stats.published))
+    assert [(r["price"], r["volume"]) for r in records if r["event_time_ms"] == t] == [(101.25, 10)]
 
 
 def test_a_silent_connection_is_reopened(finnhub_settings: Settings) -> None:
