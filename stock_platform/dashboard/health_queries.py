@@ -1,4 +1,4 @@
-"""PostgreSQL reads behind the pipeline-health page: freshness, throughput, offsets, dead letters.
+"""PostgreSQL reads behind the pipeline-health page: freshness, throughput, offsets, dead letters, failed runs.
 
 The newest tick per symbol uses a loose index scan (a recursive walk of
 `idx_symbol_time`, one probe per symbol) instead of `GROUP BY symbol`, which
@@ -8,6 +8,7 @@ would read every row of a table with millions of ticks.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,15 @@ from stock_platform.dashboard.cache import ttl_cache
 from stock_platform.dashboard.connections import pg_cursor
 from stock_platform.storage.stream_offsets import COMMITTED_OFFSETS_SQL, merge_committed_offsets, parse_offsets
 
-__all__ = ["committed_offsets", "dead_letter_summary", "last_event_per_symbol", "parse_offsets", "rows_per_minute"]
+__all__ = [
+    "DeadLetterSummary",
+    "committed_offsets",
+    "dead_letter_summary",
+    "last_event_per_symbol",
+    "parse_offsets",
+    "recent_run_failures",
+    "rows_per_minute",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +58,44 @@ WHERE committed_at >= (now() AT TIME ZONE 'UTC') - %(window)s::interval
 GROUP BY 1 ORDER BY 1
 """
 
-_DEAD_COUNT_SQL = """
-SELECT count(*), count(*) FILTER (WHERE received_at >= (now() AT TIME ZONE 'UTC') - interval '1 hour')
-FROM dead_letters
+_DEAD_BY_KIND_SQL = """
+SELECT kind, count(*) FILTER (WHERE received_at >= (now() AT TIME ZONE 'UTC') - interval '1 hour'), count(*)
+FROM dead_letters GROUP BY kind
 """
 
 _DEAD_LATEST_SQL = """
-SELECT received_at, reason, kafka_partition, kafka_offset, message_key, topic
+SELECT received_at, kind, reason, kafka_partition, kafka_offset, message_key, topic
 FROM dead_letters ORDER BY received_at DESC, id DESC LIMIT %(limit)s
 """
+
+# The newest failures of each supervised component (run_failures is small: one row per failed run).
+_RUN_FAILURES_SQL = """
+SELECT component, age_s, error FROM (
+    SELECT component, error,
+           extract(epoch FROM (now() AT TIME ZONE 'UTC') - failed_at)::float8 AS age_s,
+           row_number() OVER (PARTITION BY component ORDER BY failed_at DESC) AS n
+    FROM run_failures WHERE component = ANY(%(components)s)
+) AS f
+WHERE n <= %(limit)s ORDER BY component, age_s
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetterSummary:
+    """Dead letters per kind as (last hour, total), and the newest ones with their kind and reason."""
+
+    by_kind: dict[str, tuple[int, int]]
+    latest: pd.DataFrame
+
+    @property
+    def total(self) -> int:
+        """All dead letters."""
+        return sum(total for _, total in self.by_kind.values())
+
+    @property
+    def last_hour(self) -> int:
+        """Dead letters received in the last hour."""
+        return sum(hour for hour, _ in self.by_kind.values())
 
 
 @ttl_cache(CACHE_SECONDS)
@@ -90,12 +128,24 @@ def committed_offsets(dsn: str, topic: str, batches: int = 200) -> tuple[dict[in
 
 
 @ttl_cache(CACHE_SECONDS)
-def dead_letter_summary(dsn: str, limit: int = 10) -> tuple[int, int, pd.DataFrame]:
-    """Dead letters in total, in the last hour, and the newest `limit` with their reasons."""
+def dead_letter_summary(dsn: str, limit: int = 10) -> DeadLetterSummary:
+    """Dead letters per kind in the last hour and in total, and the newest `limit` with their kinds and reasons."""
     with pg_cursor(dsn) as cur:
-        cur.execute(_DEAD_COUNT_SQL)
-        total, last_hour = cur.fetchone()
+        cur.execute(_DEAD_BY_KIND_SQL)
+        by_kind = {kind: (int(hour), int(total)) for kind, hour, total in cur.fetchall()}
         cur.execute(_DEAD_LATEST_SQL, {"limit": limit})
         rows = cur.fetchall()
-    latest = pd.DataFrame.from_records(rows, columns=["received_at", "reason", "partition", "offset", "key", "topic"])
-    return int(total), int(last_hour), latest
+    columns = ["received_at", "kind", "reason", "partition", "offset", "key", "topic"]
+    return DeadLetterSummary(by_kind, pd.DataFrame.from_records(rows, columns=columns))
+
+
+@ttl_cache(CACHE_SECONDS)
+def recent_run_failures(dsn: str, components: tuple[str, ...], limit: int = 20) -> dict[str, list[tuple[float, str]]]:
+    """Each component's newest `limit` failed runs as (age in seconds, error), newest first, from `run_failures`."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(_RUN_FAILURES_SQL, {"components": list(components), "limit": limit})
+        rows = cur.fetchall()
+    out: dict[str, list[tuple[float, str]]] = {c: [] for c in components}
+    for component, age_s, error in rows:
+        out[component].append((float(age_s), error))
+    return out

@@ -1,133 +1,46 @@
 """Supervisor sensors that keep the producer and the stream job running, and a sensor that records failed runs.
 
-A supervisor looks at two things each tick: the component's active Dagster runs
-(tagged `stock_platform/supervised=<component>`) and its Redis heartbeat. It
-launches a run when none is active, or replaces an active run whose process
-has stopped beating; it never starts a second copy (the tag also has a
-concurrency limit of 1 in dagster.yaml, so a replacement waits in the queue
-until the old run has ended). Every tick's decision is logged with its reason.
+Each tick a supervisor gathers what it can observe, asks the pure rule in
+`orchestration.supervision` what to do, logs the decision's reason, and carries
+it out. It observes the component's active Dagster runs (tagged
+`stock_platform/supervised=<component>`), its failure streak (from the
+instance, for the backoff), its Redis heartbeat (or, when Redis cannot be read,
+nothing: the rule then judges the run by its process), and, for the stream,
+its progress against Kafka (`orchestration.stream_progress`). It never starts a
+second copy: the tag also has a concurrency limit of 1 in dagster.yaml, so a
+replacement waits in the queue until the old run has ended.
 """
 
 import logging
 import time
-from dataclasses import dataclass
 
 import dagster as dg
 
-from stock_platform.orchestration.resources import PostgresResource, RedisResource
-from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG
-from stock_platform.runtime.processes import pid_alive
+from stock_platform.orchestration.backoff import first_line
+from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
+from stock_platform.orchestration.run_history import ACTIVE_STATUSES, active_runs, failure_reason, failure_streak
+from stock_platform.orchestration.stream_progress import read_stream_progress
+from stock_platform.orchestration.supervised import SUPERVISED_TAG
+from stock_platform.orchestration.supervision import STALL_SECONDS, STARTUP_GRACE_SECONDS, decide
 
-__all__ = [
-    "ACTIVE_STATUSES",
-    "HEARTBEAT_STALE_SECONDS",
-    "OWN_END_GRACE_SECONDS",
-    "ActiveRun",
-    "STARTUP_GRACE_SECONDS",
-    "Decision",
-    "build_supervisor_sensor",
-    "decide",
-    "record_run_failures",
-]
+__all__ = ["OWN_END_GRACE_SECONDS", "build_supervisor_sensor", "read_heartbeat", "record_run_failures"]
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
-# A new run gets this long to load code, start Spark and write its first heartbeat before it is judged stale.
-STARTUP_GRACE_SECONDS = 180.0
-# A heartbeat that carries `updated_ms` (the producer refreshes it every 5 s) is stale after this long.
-HEARTBEAT_STALE_SECONDS = 60.0
 # A run whose process died normally fails by itself within a second or two (its worker sees the exit);
 # the supervisor waits this long for that before terminating it, so a crash is recorded as a failure.
 OWN_END_GRACE_SECONDS = 20.0
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What a supervisor tick does: launch a run or not, stop which stale runs, and why."""
+def read_heartbeat(redis: RedisResource, component: str) -> tuple[dict[str, str] | None, str]:
+    """(heartbeat, error): the hash (None when expired), or why Redis could not be read; never raises."""
+    import redis as redis_client
 
-    launch: bool
-    reason: str
-    terminate_run_ids: tuple[str, ...] = ()
-    # True when the stale run's process is gone: its worker should fail the run itself, so wait for that first.
-    may_end_by_itself: bool = False
-
-
-@dataclass(frozen=True)
-class ActiveRun:
-    """An active run of a supervised job: when it started (None while queued/starting) and its process id, once known."""
-
-    run_id: str
-    started: float | None = None
-    pid: int | None = None
-
-
-def _heartbeat_state(heartbeat: dict[str, str] | None, now: float) -> tuple[bool, int | None, str]:
-    """(alive, pid, description). Alive: the hash exists (TTL ~120 s), its pid runs, any `updated_ms` is recent."""
-    if not heartbeat:
-        return False, None, "heartbeat absent"
     try:
-        pid = int(heartbeat.get("pid", "0")) or None
-        updated_ms = int(heartbeat.get("updated_ms", "0"))
-    except ValueError:
-        pid, updated_ms = None, 0
-    if pid and not pid_alive(pid):
-        return False, pid, f"heartbeat stale: pid {pid} is gone"
-    if updated_ms and now - updated_ms / 1000 > HEARTBEAT_STALE_SECONDS:
-        return False, pid, f"heartbeat stale: last beat {now - updated_ms / 1000:.0f} s ago (pid {pid})"
-    return True, pid, f"heartbeat fresh (pid {pid or '?'})"
-
-
-def decide(
-    component: str,
-    active_runs: list[ActiveRun],
-    heartbeat: dict[str, str] | None,
-    now: float,
-    startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
-) -> Decision:
-    """The supervisor's rule: launch when nothing runs, replace a run whose process is gone or stopped beating."""
-    alive, beat_pid, beat = _heartbeat_state(heartbeat, now)
-    if not active_runs:
-        if alive:
-            return Decision(
-                False, f"no active {component} run, but a {component} outside Dagster is running ({beat}): not starting a second"
-            )
-        return Decision(True, f"no active {component} run ({beat}): starting one")
-    run = active_runs[0]
-    stale = tuple(r.run_id for r in active_runs)
-    name = f"run {run.run_id[:8]}"
-    if alive:
-        return Decision(False, f"{name} is active and {beat}")
-    if run.pid is not None and not pid_alive(run.pid):
-        return Decision(True, f"{name}'s process (pid {run.pid}) is gone ({beat}): replacing the run", stale, True)
-    if run.pid is not None and beat_pid == run.pid:
-        # Its own process is alive but no longer refreshes its heartbeat: hung.
-        return Decision(True, f"{name}'s process (pid {run.pid}) is alive but {beat}: replacing the run", stale)
-    if run.pid is not None:
-        # Alive, not beating yet (Spark starting), or idle: the stream beats once per batch, a quiet topic has none.
-        return Decision(False, f"{name}'s process (pid {run.pid}) is alive, {beat}: starting up or idle")
-    age = None if run.started is None else now - run.started
-    if age is None or age < startup_grace_seconds:
-        waited = "queued/starting" if age is None else f"started {age:.0f} s ago"
-        return Decision(False, f"{name} {waited}, no process yet: waiting up to {startup_grace_seconds:.0f} s for it")
-    return Decision(True, f"{name} started {age:.0f} s ago and never started its process: replacing it", stale)
-
-
-def _active_runs(instance: dg.DagsterInstance, component: str) -> list[ActiveRun]:
-    records = instance.get_run_records(
-        dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={SUPERVISED_TAG: component}), order_by="create_timestamp"
-    )
-    out = []
-    for record in records:
-        pid = record.dagster_run.tags.get(PID_TAG, "")
-        out.append(ActiveRun(record.dagster_run.run_id, record.start_time, int(pid) if pid.isdigit() else None))
-    return out
+        return redis.heartbeat(component), ""
+    except (redis_client.RedisError, OSError) as e:
+        logger.warning("%s heartbeat unreadable: Redis unreachable at the configured URL (%s)", component, type(e).__name__)
+        return None, f"Redis unreachable ({type(e).__name__})"
 
 
 def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, deadline: float) -> bool:
@@ -163,26 +76,43 @@ def build_supervisor_sensor(
     interval_seconds: int = 10,
     startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
     own_end_grace_seconds: float = OWN_END_GRACE_SECONDS,
+    stall_seconds: float = STALL_SECONDS,
 ) -> dg.SensorDefinition:
-    """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat."""
+    """A sensor that keeps exactly one run of `job` alive, judged by the `component` heartbeat (and the stream's progress).
+
+    The stall check reads the stream's batch ledger, so it applies to `component == "stream"` only.
+    """
 
     @dg.sensor(
         name=name,
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Keeps one {job.name} run alive: starts one when none is active or the {component} heartbeat is stale.",
+        description=(
+            f"Keeps one {job.name} run alive: starts one when none is active, replaces one whose process is gone, "
+            f"hung{' or stalled' if component == 'stream' else ''}, and backs off while runs keep failing."
+        ),
     )
-    def _supervisor(context: dg.SensorEvaluationContext, redis: RedisResource) -> dg.SensorResult | dg.SkipReason:
-        runs = _active_runs(context.instance, component)
-        decision = decide(component, runs, redis.heartbeat(component), time.time(), startup_grace_seconds)
+    def _supervisor(
+        context: dg.SensorEvaluationContext, redis: RedisResource, postgres: PostgresResource, kafka: KafkaResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        now = time.time()
+        runs = active_runs(context.instance, component)
+        heartbeat, heartbeat_error = read_heartbeat(redis, component)
+        progress = None
+        if component == "stream" and runs:
+            progress = read_stream_progress(postgres, kafka, runs[0], heartbeat, now, stall_seconds)
+        decision = decide(
+            component, runs, heartbeat, now, startup_grace_seconds, heartbeat_error=heartbeat_error,
+            failures=failure_streak(context.instance, component), progress=progress, stall_seconds=stall_seconds,
+        )  # fmt: skip
         context.log.info(decision.reason)
-        if not decision.launch:
-            return dg.SkipReason(decision.reason)
         # One deadline for all stale runs, so the tick stays well inside the sensor's evaluation timeout.
         deadline = time.monotonic() + own_end_grace_seconds if decision.may_end_by_itself else None
         for run_id in decision.terminate_run_ids:
             _stop_stale_run(context, run_id, deadline)
+        if not decision.launch:
+            return dg.SkipReason(decision.reason)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(tags={SUPERVISED_TAG: component, "stock_platform/reason": decision.reason[:200]})]
         )
@@ -196,10 +126,16 @@ def build_supervisor_sensor(
     description="Records every failed run (job, run id, error) in the run_failures table and the log.",
 )
 def record_run_failures(context: dg.RunFailureSensorContext, postgres: PostgresResource) -> None:
-    """Insert one row per failed run into `run_failures` (idempotent on run id)."""
+    """Insert one row per failed run into `run_failures` (idempotent on run id), its most specific error first.
+
+    The first line is what the health page shows, so it is the op's error ("pid 812 ... exited with
+    code 1"), not Dagster's run-level summary, which follows on the next line.
+    """
     run = context.dagster_run
-    message = (context.failure_event.message or "")[:4000]
-    context.log.warning(f"run {run.run_id} of {run.job_name} failed: {message[:300]}")
+    summary = context.failure_event.message or ""
+    reason = failure_reason(context.instance, run.run_id)
+    message = (reason if summary in ("", reason) else f"{reason}\n{summary}")[:4000]
+    context.log.warning(f"run {run.run_id} of {run.job_name} failed: {first_line(message, 300)}")
     postgres.migrate()
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.execute(

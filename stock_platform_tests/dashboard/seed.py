@@ -22,6 +22,7 @@ __all__ = [
     "seed_dead_letter",
     "seed_heartbeat",
     "seed_hot_quote",
+    "seed_run_failure",
     "seed_stream_batch",
 ]
 
@@ -140,14 +141,25 @@ def seed_heartbeat(settings: Settings, component: str, age_s: float, **fields: o
     client.close()
 
 
-def seed_dead_letter(dsn: str, topic: str, offset: int, reason: str) -> None:
-    """One dead-letter row with `reason`."""
+def seed_dead_letter(dsn: str, topic: str, offset: int, reason: str, kind: str = "contract", age_s: float = 0.0) -> None:
+    """One dead-letter row of `kind` with `reason`, received `age_s` seconds ago."""
     conn = psycopg2.connect(dsn)
     with conn, conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, message_key, raw_payload, reason)"
-            " VALUES (%s, 0, %s, 'AAPL', %s, %s)",
-            (topic, offset, b"{not json", reason),
+            "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, message_key, raw_payload, reason, kind,"
+            " received_at) VALUES (%s, 0, %s, 'AAPL', %s, %s, %s, %s)",
+            (topic, offset, b"{not json", reason, kind, now_utc() - timedelta(seconds=age_s)),
+        )
+    conn.close()
+
+
+def seed_run_failure(dsn: str, component: str, age_s: float, error: str) -> None:
+    """One `run_failures` row of `component`'s job, failed `age_s` seconds ago (as `record_run_failures` writes it)."""
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO run_failures (run_id, job_name, component, error, failed_at) VALUES (%s, %s, %s, %s, %s)",
+            (f"run-{component}-{age_s}", f"{component}_job", component, error, now_utc() - timedelta(seconds=age_s)),
         )
     conn.close()
 

@@ -1,8 +1,9 @@
-"""The pipeline-health page: heartbeats, freshness, throughput, Kafka lag, dead letters, services down."""
+"""The pipeline-health page: heartbeats, failed runs, freshness, throughput, Kafka lag, dead letters, services down."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from stock_platform_tests.dashboard.seed import (
     now_utc,
     seed_dead_letter,
     seed_heartbeat,
+    seed_run_failure,
     seed_stream_batch,
 )
 
@@ -37,7 +39,8 @@ def test_empty_pipeline_says_what_is_missing(run_page, dash_settings) -> None:
     infos = texts(at.info)
     assert "No ticks in PostgreSQL yet" in infos
     assert "No stream batches committed" in infos
-    assert "0 in total, 0 in the last hour" in markdown
+    assert "🟢 0 in total, 0 in the last hour" in markdown
+    assert markdown.count("🟢 **runs:** no failed run in the last hour") == 2
     assert "has not committed a batch" in texts(at.caption)
     assert "Dagster not reachable" in texts(at.caption)
 
@@ -68,10 +71,47 @@ def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_setting
     assert f"topic `{dash_settings.kafka_topic}`: 3 messages" in markdown
     lag = at.dataframe[3].value
     assert list(lag["lag"]) == [3, 0, 0]
-    assert "2 in total, 2 in the last hour" in markdown
-    reasons = list(at.dataframe[4].value["reason"])
+    assert "🟠 2 in total, 2 in the last hour" in markdown
+    reasons = list(at.dataframe[5].value["reason"])
     assert reasons[0] == "not valid JSON: Expecting value"
     assert len(at.get("plotly_chart")) == 1  # rows per minute
+
+
+def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
+    # The stream crash-loops (three failures a minute apart); the producer failed once, long enough ago.
+    for age in (5, 65, 125):
+        seed_run_failure(
+            dash_settings.postgres_dsn, "stream", age, "pid 812 (-m stock_platform.cli stream) exited with code 1\nsummary"
+        )
+    seed_run_failure(dash_settings.postgres_dsn, "producer", 1200, "RuntimeError: Kafka unreachable")
+    seed_run_failure(dash_settings.postgres_dsn, "producer", 7200, "an old failure, not in the last hour")
+    topic = dash_settings.kafka_topic
+    seed_dead_letter(dash_settings.postgres_dsn, topic, 1, "field 'price' must be > 0, got -1.0")
+    seed_dead_letter(dash_settings.postgres_dsn, topic, 2, "contract, two hours ago", age_s=7200)
+    seed_dead_letter(dash_settings.postgres_dsn, topic, 3, "value too long for type character varying(10)", kind="database")
+    seed_dead_letter(dash_settings.postgres_dsn, topic, 4, "differs from the stored quote: price", kind="conflict")
+    seed_dead_letter(dash_settings.postgres_dsn, topic, 5, "differs from the stored quote: volume", kind="conflict")
+
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    markdown = texts(at.markdown)
+    stream_line = next(line for line in markdown.splitlines() if "3 failed runs in a row" in line)
+    # 20 s after the newest failure (the third in a row), less the seconds the page took to start.
+    assert re.fullmatch(
+        r"🔴 \*\*runs: backing off\*\* \(3 failed runs in a row, next launch in about \d+ s\); last \d+ s ago: "
+        r"pid 812 \(-m stock_platform.cli stream\) exited with code 1",
+        stream_line,
+    ), stream_line
+    assert (
+        "🟠 **runs: failed recently** (1 failed in the last hour); last 20 min ago: RuntimeError: Kafka unreachable" in markdown
+    )
+    # PostgreSQL refusing records is red whatever the rate; conflicts and refusals have rows of their own.
+    assert "🔴 5 in total, 4 in the last hour" in markdown
+    kinds = at.dataframe[0].value  # no heartbeat counters, no ticks (no freshness table), no batch (no lag table)
+    assert list(kinds["kind"]) == ["contract", "database", "conflict", "closed_day"]
+    assert list(kinds["last hour"]) == [1, 1, 2, 0] and list(kinds["total"]) == [2, 1, 2, 0]
+    latest = at.dataframe[1].value
+    assert list(latest["kind"])[:3] == ["conflict", "conflict", "database"]
 
 
 def test_odd_offsets_shape_and_kafka_down_show_unknown_lag(run_page, dash_settings) -> None:
@@ -90,6 +130,10 @@ def test_redis_down_shows_a_banner_and_the_rest(run_page, dash_settings) -> None
     assert not at.exception
     assert "Redis is unavailable" in texts(at.error)
     assert list(at.dataframe[0].value["symbol"]) == ["AAPL"]
+    # Failed runs come from PostgreSQL, so they still show while the heartbeats cannot.
+    markdown = texts(at.markdown)
+    assert "⚪ stream: heartbeat unknown" in markdown and "🔴 **runs: failing**" not in markdown
+    assert markdown.count("🟢 **runs:** no failed run in the last hour") == 2
 
 
 def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:

@@ -1,4 +1,7 @@
-"""Fixtures for the tests that run the real Dagster daemon: private storage database, DAGSTER_HOME and data."""
+"""Fixtures for the orchestration tests: resources for sensor ticks, and for the tests that run the real Dagster daemon.
+
+The daemon tests get a private storage database, DAGSTER_HOME and data.
+"""
 
 import os
 import shutil
@@ -9,12 +12,44 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from stock_platform.config import Settings
+from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
 from stock_platform.runtime.processes import wait_until
+from stock_platform.storage.redis_keys import RedisKeys
 from stock_platform_tests.databases import scratch_database
+from stock_platform_tests.orchestration.sensor_ticks import closed_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def redis_resource(platform_settings: Settings) -> Iterator[RedisResource]:
+    """The test's Redis prefix as a resource; the stream heartbeat it may have written is removed afterwards."""
+    resource = RedisResource(url=platform_settings.redis_url, key_prefix=platform_settings.redis_key_prefix)
+    yield resource
+    client = redis.Redis.from_url(platform_settings.redis_url)
+    client.delete(RedisKeys(platform_settings.redis_key_prefix).heartbeat("stream"))
+    client.close()
+
+
+@pytest.fixture
+def redis_down(platform_settings: Settings) -> RedisResource:
+    """A Redis resource pointed at a port nothing listens on."""
+    return RedisResource(url=f"redis://127.0.0.1:{closed_port()}/0", key_prefix=platform_settings.redis_key_prefix)
+
+
+@pytest.fixture
+def postgres(platform_settings: Settings) -> PostgresResource:
+    """The session's database as a resource."""
+    return PostgresResource(dsn=platform_settings.postgres_dsn)
+
+
+@pytest.fixture
+def kafka(platform_settings: Settings) -> KafkaResource:
+    """The test's own topic as a resource."""
+    return KafkaResource(bootstrap_servers=platform_settings.kafka_bootstrap_servers, topic=platform_settings.kafka_topic)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Pipeline health page: producer and stream heartbeats, freshness per symbol, throughput, lag, dead letters."""
+"""Pipeline health page: producer and stream heartbeats and failed runs, freshness per symbol, throughput, lag, dead letters."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from stock_platform.config import Settings
 from stock_platform.dashboard import health_queries
 from stock_platform.dashboard.connections import DataUnavailable
 from stock_platform.dashboard.health import (
+    DEAD_LETTER_KINDS,
     TICK_AMBER_S,
     TICK_RED_S,
     ComponentState,
+    FailureState,
     Level,
     age_level,
     dagster_runs,
+    dead_letter_level,
+    failure_state,
     heartbeat_state,
     kafka_lag,
     run_level,
@@ -32,21 +36,43 @@ __all__ = ["render"]
 logger = logging.getLogger(__name__)
 
 
+COMPONENTS = ("producer", "stream")
+
+
+def _failure_line(state: FailureState) -> str:
+    """One line on a component's failed runs: the state, the streak and wait, and the last error."""
+    if state.level is Level.GREEN:
+        return f"{state.level.icon} **runs:** {state.word}"
+    streak = f"{state.in_a_row} failed runs in a row" if state.in_a_row > 1 else f"{state.last_hour} failed in the last hour"
+    wait = f", next launch in about {state.wait_s:,.0f} s" if state.wait_s > 0 else ""
+    return f"{state.level.icon} **runs: {state.word}** ({streak}{wait}); last {format_age(state.age_s)} ago: {state.reason}"
+
+
 def _components(config: Settings) -> None:
     st.subheader("Producer and stream job")
+    beats = failures = None
     try:
-        beats = heartbeats(config.redis_url, config.redis_key_prefix, ("producer", "stream"))
+        beats = heartbeats(config.redis_url, config.redis_key_prefix, COMPONENTS)
     except DataUnavailable as e:
         unavailable_banner(e)
+    try:
+        failures = health_queries.recent_run_failures(config.postgres_dsn, COMPONENTS)
+    except DataUnavailable:
+        pass  # the PostgreSQL banner below says why
+    if beats is None and failures is None:
         return
     now_ms = int(time.time() * 1000)
-    columns = st.columns(2)
-    for column, (component, beat) in zip(columns, beats.items(), strict=True):
-        state: ComponentState = heartbeat_state(component, beat, now_ms)
+    for column, component in zip(st.columns(2), COMPONENTS, strict=True):
         with column, st.container(border=True):
-            st.markdown(f"### {state.level.icon} {component}: {state.level.value}")
-            st.caption(state.detail)
-            counters = {k: v for k, v in beat.items() if not k.endswith("_ms")}
+            if beats is None:
+                st.markdown(f"### {Level.UNKNOWN.icon} {component}: heartbeat unknown")
+            else:
+                state: ComponentState = heartbeat_state(component, beats[component], now_ms)
+                st.markdown(f"### {state.level.icon} {component}: {state.level.value}")
+                st.caption(state.detail)
+            if failures is not None:
+                st.markdown(_failure_line(failure_state(failures[component])))
+            counters = {k: v for k, v in (beats or {}).get(component, {}).items() if not k.endswith("_ms")}
             if counters:
                 st.dataframe(pd.DataFrame([counters]), hide_index=True)
 
@@ -101,15 +127,26 @@ def _lag(config: Settings) -> None:
 
 def _dead_letters(config: Settings) -> None:
     st.subheader("Dead letters")
-    total, last_hour, latest = health_queries.dead_letter_summary(config.postgres_dsn, 10)
-    # Amber from the first one; red above the rate the Dagster check warns about (DEAD_LETTERS_WARN_PER_HOUR).
-    level = Level.GREEN if last_hour == 0 else Level.AMBER if last_hour <= config.dead_letters_warn_per_hour else Level.RED
-    st.markdown(f"**{level.icon} {total:,} in total, {last_hour:,} in the last hour**")
-    st.caption(f"red above {config.dead_letters_warn_per_hour:,} an hour (DEAD_LETTERS_WARN_PER_HOUR)")
-    if latest.empty:
-        st.caption("No record has broken the message contract.")
+    summary = health_queries.dead_letter_summary(config.postgres_dsn, 10)
+    level = dead_letter_level(summary.by_kind, config.dead_letters_warn_per_hour)
+    st.markdown(f"**{level.icon} {summary.total:,} in total, {summary.last_hour:,} in the last hour**")
+    st.caption(
+        f"red above {config.dead_letters_warn_per_hour:,} an hour (DEAD_LETTERS_WARN_PER_HOUR), "
+        "or when PostgreSQL refused a record the contract accepted"
+    )
+    kinds = [*DEAD_LETTER_KINDS, *sorted(set(summary.by_kind) - set(DEAD_LETTER_KINDS))]
+    st.dataframe(
+        pd.DataFrame([
+            {"kind": kind, "meaning": DEAD_LETTER_KINDS.get(kind, ""), "last hour": summary.by_kind.get(kind, (0, 0))[0],
+             "total": summary.by_kind.get(kind, (0, 0))[1]}
+            for kind in kinds
+        ]),
+        hide_index=True,
+    )  # fmt: skip
+    if summary.latest.empty:
+        st.caption("No dead letters: every record was stored or counted as an exact duplicate.")
     else:
-        st.dataframe(latest, hide_index=True)
+        st.dataframe(summary.latest, hide_index=True)
 
 
 def _dagster(config: Settings) -> None:
