@@ -38,6 +38,8 @@ class FaultResult:
     recovery_s: float
     recovered_by: str
     notes: list[str] = field(default_factory=list)
+    # Wall-clock ms just before the SIGKILL: a killed producer's unsent window ends here (`gaps`).
+    killed_at_ms: int = 0
 
 
 def wait_for(check: Callable[[], object], timeout: float, interval: float = 1.0, what: str = "") -> float:
@@ -144,7 +146,7 @@ def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float
     pids = part_pids(platform.settings, part)
     if part == "stream":
         _await_fresh_commit(platform)
-    t0 = time.monotonic()
+    t0, killed_at_ms = time.monotonic(), int(time.time() * 1000)
     killed = kill_part(platform.settings, part, pids=pids)
     command = recovery_command(part)
     recovered_by = "Dagster supervisor sensor"
@@ -172,4 +174,4 @@ def inject(platform: PrivatePlatform, part: str, outage_s: float, timeout: float
     for name, before in supervised_before.items():
         if name != part and part != "spark-jvm" and before and not before & set(part_pids(platform.settings, name)):
             notes.append(f"{name} was restarted too")
-    return FaultResult(part, killed, round(time.monotonic() - t0, 1), recovered_by, notes)
+    return FaultResult(part, killed, round(time.monotonic() - t0, 1), recovered_by, notes, killed_at_ms)

@@ -1,10 +1,12 @@
-"""The chaos suite's known quote set: simulated quotes with 1 % invalid records, sent phase by phase while faults happen.
+"""The chaos suite's known record set: simulated quotes, 1 % invalid records and hostile ones, sent phase by phase.
 
 Each phase (one per fault, plus a fault-free baseline) sends its share through
 its own `QuoteProducer` (the platform's real producer code) with producer id
 `chaos-<phase>-<fault>`, so every stored row says which phase produced it. The
 invalid records go through a plain Kafka producer with a unique key
 `chaos-bad-<phase>-<n>`, which the stream job keeps in `dead_letters.message_key`.
+The hostile records (`hostile`) go through that plain producer too, spread over
+the phase; each is known afterwards by the partition and offset Kafka acknowledged.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from stock_platform.ingestion.producer import QuoteProducer
 from stock_platform.ingestion.simulator import SimulatedMarket
 from stock_platform.ingestion.stats import FeedStats
 from stock_platform.quotes import Quote
+from stock_platform_tests.chaos.hostile import Hostile, hostile_groups
+from stock_platform_tests.chaos.places import Coord
 
 __all__ = ["BadRecord", "Injector", "Phase", "plan_phases"]
 
@@ -67,12 +71,15 @@ class Phase:
 
     index: int
     fault: str | None
-    records: list[Quote | BadRecord]
+    records: list[Quote | BadRecord | Hostile]
     producer_id: str
     started_ms: int = 0
     stats: FeedStats = field(default_factory=FeedStats)
     sent: int = 0
+    # Records of the plain producer (invalid and hostile) Kafka reported as not delivered.
     bad_failed: int = 0
+    # Each hostile record sent, with where Kafka put it (None: not acknowledged).
+    placed: list[tuple[Hostile, Coord | None]] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -91,9 +98,22 @@ class Phase:
         """The invalid records."""
         return [r for r in self.records if isinstance(r, BadRecord)]
 
+    @property
+    def hostile(self) -> list[Hostile]:
+        """The hostile records, in sending order."""
+        return [r for r in self.records if isinstance(r, Hostile)]
+
+    def spread(self, groups: list[list[Hostile]]) -> None:
+        """Insert `groups` evenly over the phase, each group's records back to back."""
+        n = len(self.records)
+        for k in reversed(range(len(groups))):  # from the back, so earlier positions stay valid
+            at = (k + 1) * n // (len(groups) + 1)
+            self.records[at:at] = groups[k]
+
 
 def plan_phases(total: int, faults: Sequence[str], seed: int = 7) -> list[Phase]:
-    """`total` records (every 100th invalid) split evenly over a baseline phase and one phase per fault."""
+    """`total` records (every 100th invalid) split evenly over a baseline phase and one phase per fault, plus
+    each phase's hostile records (not counted in `total`)."""
     now_ms = int(time.time() * 1000)
     rate = max(1.0, total / (_SPAN_MS / 1000))
     market = SimulatedMarket(CHAOS_SYMBOLS, seed=seed, rate=rate, start_ms=now_ms - _SPAN_MS - 60_000).events()
@@ -106,6 +126,11 @@ def plan_phases(total: int, faults: Sequence[str], seed: int = 7) -> list[Phase]
         for i in range(start, start + count):
             records.append(_bad(index, i) if i % 100 == 50 else next(market))
         phases.append(Phase(index, fault, records, f"chaos-{index}-{fault or 'baseline'}"))
+    taken = {(q.symbol, q.event_time_ms) for p in phases for q in p.quotes}
+    for phase in phases:
+        earlier = phases[phase.index - 1].quotes if phase.index else []
+        prior = earlier[len(earlier) // 2] if earlier else None
+        phase.spread(hostile_groups(phase.index, CHAOS_SYMBOLS, prior, taken))
     return phases
 
 
@@ -162,6 +187,7 @@ class Injector:
         settings = dataclasses.replace(self.settings, producer_id=phase.producer_id)
         producer = QuoteProducer(settings, phase.stats)
         futures = []
+        hostile = []
         t0 = time.monotonic()
         try:
             for i, record in enumerate(phase.records):
@@ -172,6 +198,8 @@ class Injector:
                     time.sleep(delay)
                 if isinstance(record, Quote):
                     producer.send(record)
+                elif isinstance(record, Hostile):
+                    hostile.append((record, raw.send(self.settings.kafka_topic, key=record.key, value=record.value)))
                 else:
                     futures.append(raw.send(self.settings.kafka_topic, key=record.key, value=record.value))
                 phase.sent = i + 1
@@ -179,5 +207,6 @@ class Injector:
             raw.flush()
         finally:
             producer.close(timeout=60)
-        phase.bad_failed = sum(1 for f in futures if f.failed())
+        phase.bad_failed = sum(1 for f in futures if f.failed()) + sum(1 for _h, f in hostile if f.failed())
+        phase.placed = [(h, (f.value.partition, f.value.offset) if f.succeeded() else None) for h, f in hostile]
         phase.done.set()

@@ -30,7 +30,7 @@ from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.spark_cluster import SparkCluster
 from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL
-from stock_platform_tests.chaos.ledger import caught_up, end_offsets
+from stock_platform_tests.chaos.topic import caught_up, end_offsets
 from stock_platform_tests.private_platform import PrivatePlatform, cluster_env
 from stock_platform_tests.streaming.conftest import expected_prices, invalid_records, make_quotes, snapshot
 
