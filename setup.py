@@ -49,6 +49,9 @@ setup(
             "hypothesis>=6.100",
             # CPU time per process for bench/bench_stream_cpu.py (portable /proc reading).
             "psutil>=5.9",
+            # Sampling profiler for "profile and say what holds it back" when a benchmark misses its target
+            # (it found the per-task pyspark.zip re-read behind streaming/worker_patch.py).
+            "py-spy>=0.3",
             # Drives Debian's headless Chromium in the dashboard browser test (its driver ships in the wheel).
             "playwright>=1.45",
         ],

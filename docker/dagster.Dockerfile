@@ -17,9 +17,10 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin stock \
     && install -d -o stock -g stock /data "$DAGSTER_HOME" "$DAGSTER_HOME/storage"
 
 WORKDIR /app
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY stock_platform/__init__.py stock_platform/
-RUN pip install -e .
+# constraints.txt pins every dependency to the versions the tests passed with (`make constraints`).
+RUN pip install -c constraints.txt -e .
 
 # The repository's instance configuration (runs, events and schedules in PostgreSQL via
 # DAGSTER_POSTGRES_URL), baked into the image rather than kept on the volume, so an upgraded

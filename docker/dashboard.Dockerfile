@@ -12,9 +12,10 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin stock \
     && install -d -o stock -g stock /data
 
 WORKDIR /app
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY stock_platform/__init__.py stock_platform/
-RUN pip install -e .
+# constraints.txt pins every dependency to the versions the tests passed with (`make constraints`).
+RUN pip install -c constraints.txt -e .
 COPY . .
 
 USER 10001:10001

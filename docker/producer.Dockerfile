@@ -16,9 +16,10 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin stock \
 WORKDIR /app
 # Dependencies get their own layer, so a code change rebuilds in seconds. The install is
 # editable because the migrations runner and Dagster read sql/ and workspace.yaml from the source tree.
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY stock_platform/__init__.py stock_platform/
-RUN pip install -e .
+# constraints.txt pins every dependency to the versions the tests passed with (`make constraints`).
+RUN pip install -c constraints.txt -e .
 COPY . .
 
 USER 10001:10001

@@ -22,10 +22,11 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin stock \
     && install -d -o stock -g stock /data /data/checkpoints
 
 WORKDIR /app
-COPY setup.py ./
+COPY setup.py constraints.txt ./
 COPY stock_platform/__init__.py stock_platform/
 COPY stock_platform/runtime/ stock_platform/runtime/
-RUN pip install -e .
+# constraints.txt pins every dependency to the versions the tests passed with (`make constraints`).
+RUN pip install -c constraints.txt -e .
 
 # Spark's Kafka connector for the installed PySpark, fetched by the project's own code at build
 # time into STOCK_CACHE_DIR; Maven leaves again in the same layer. The container starts offline.

@@ -1,8 +1,11 @@
 """Every setting of the platform, read from the environment in one place.
 
 Each field names its environment variable; every one has a default that works
-on one laptop, so `make up` needs no configuration at all. The Finnhub key is
-held in a field excluded from `repr` so it never reaches a log line.
+on one laptop, so `make up` needs no configuration at all. The secrets (the
+Finnhub key, the Kafka and dashboard passwords) are held in fields excluded from
+`repr` so they never reach a log line. The local PostgreSQL's passwords are in
+no setting at all: libpq reads them from the password file `services up` writes
+(`use_local_passfile`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from stock_platform.config_checks import check_cluster
+from stock_platform.config_passfile import use_local_passfile
 
 __all__ = ["Settings", "load_settings"]
 
@@ -129,6 +133,10 @@ class Settings:
     dagster_postgres_url: str = "postgresql://stock@127.0.0.1:5432/dagster"  # DAGSTER_POSTGRES_URL (Dagster's own storage)
     dashboard_port: int = 8501  # DASHBOARD_PORT
     dashboard_refresh_seconds: float = 5.0  # DASHBOARD_REFRESH_SECONDS
+    dashboard_password: str = field(default="", repr=False)  # DASHBOARD_PASSWORD: set, visitors must give it first
+    # Every dashboard query is a small indexed read: longer than this, or waiting on a lock, is cut off.
+    dashboard_statement_timeout_ms: int = 5000  # DASHBOARD_STATEMENT_TIMEOUT_MS
+    dashboard_lock_timeout_ms: int = 2000  # DASHBOARD_LOCK_TIMEOUT_MS
     # Orchestration (Dagster)
     retention_days: int = 7  # STOCK_RETENTION_DAYS: raw ticks older than this are removed once their daily bars verify
     dead_letters_warn_per_hour: int = 100  # DEAD_LETTERS_WARN_PER_HOUR: the dead-letter asset check warns above this
@@ -144,6 +152,11 @@ class Settings:
     def checkpoint_dir(self) -> Path:
         """Where the Spark job keeps its Kafka offsets between restarts."""
         return self.data_dir / "checkpoints"
+
+    @property
+    def postgres_passfile(self) -> Path:
+        """The libpq password file (mode 0600) holding the passwords `services up` generated for the local PostgreSQL."""
+        return self.data_dir / "secrets" / "pgpass"
 
     @property
     def kafka_node_ports(self) -> list[tuple[int, int]]:
@@ -197,10 +210,11 @@ class Settings:
         return env
 
     def describe(self) -> dict[str, str]:
-        """All settings as strings with the secrets (Finnhub key, Kafka password) masked, for logs and the CLI."""
+        """All settings as strings with the secrets (Finnhub key, Kafka and dashboard passwords) masked, for logs and the CLI."""
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
         out["finnhub_api_key"] = "****" if self.finnhub_api_key else "(unset: simulated market)"
         out["kafka_sasl_password"] = "****" if self.kafka_sasl_password else "(unset)"
+        out["dashboard_password"] = "****" if self.dashboard_password else "(unset: no login)"
         return out
 
 
@@ -271,8 +285,12 @@ def load_settings() -> Settings:
         dagster_postgres_url=_env_str("DAGSTER_POSTGRES_URL", f"postgresql://stock@127.0.0.1:{postgres_port}/dagster"),
         dashboard_port=_env_int("DASHBOARD_PORT", d.dashboard_port),
         dashboard_refresh_seconds=_env_float("DASHBOARD_REFRESH_SECONDS", d.dashboard_refresh_seconds),
+        dashboard_password=os.environ.get("DASHBOARD_PASSWORD", ""),
+        dashboard_statement_timeout_ms=_env_int("DASHBOARD_STATEMENT_TIMEOUT_MS", d.dashboard_statement_timeout_ms),
+        dashboard_lock_timeout_ms=_env_int("DASHBOARD_LOCK_TIMEOUT_MS", d.dashboard_lock_timeout_ms),
         retention_days=_env_int("STOCK_RETENTION_DAYS", d.retention_days),
         dead_letters_warn_per_hour=_env_int("DEAD_LETTERS_WARN_PER_HOUR", d.dead_letters_warn_per_hour),
     )
     check_cluster(settings)
+    use_local_passfile(settings)
     return settings

@@ -37,13 +37,16 @@ def _check_local_ports(s: Settings) -> None:
 
 
 def check_cluster(s: Settings) -> None:
-    """Refuse Kafka and Spark cluster settings that cannot work, naming the setting to change."""
+    """Refuse Kafka and Spark cluster settings (and counts or limits below their least) that cannot work, naming the setting."""
     for name, value, least in (
         ("KAFKA_BROKERS", s.kafka_brokers, 1),
         ("KAFKA_REPLICATION_FACTOR", s.kafka_replication_factor, 1),
         ("KAFKA_MIN_INSYNC_REPLICAS", s.kafka_min_insync_replicas, 1),
         ("SPARK_WORKERS", s.spark_workers, 0),
         ("SPARK_WORKER_CORES", s.spark_worker_cores, 1),
+        # 0 would switch the limit off in PostgreSQL, not make it instant.
+        ("DASHBOARD_STATEMENT_TIMEOUT_MS", s.dashboard_statement_timeout_ms, 1),
+        ("DASHBOARD_LOCK_TIMEOUT_MS", s.dashboard_lock_timeout_ms, 1),
     ):
         if value < least:
             raise ValueError(f"setting {name} must be at least {least}, got {value}")

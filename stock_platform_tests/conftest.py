@@ -27,10 +27,16 @@ def base_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def services(base_settings: Settings) -> Settings:
-    """Start PostgreSQL, Redis and Kafka if they are not running (idempotent), and fetch Spark's connector."""
+    """Start PostgreSQL, Redis and Kafka if they are not running (idempotent), and fetch Spark's connector.
+
+    Then every connection of the session finds the local PostgreSQL's generated passwords (PGPASSFILE), even
+    when this `services up` is the first and wrote the password file after the settings were read.
+    """
+    from stock_platform.config_passfile import use_local_passfile
     from stock_platform.runtime.services import services_up
 
     services_up(base_settings)
+    use_local_passfile(base_settings)
     return base_settings
 
 

@@ -7,6 +7,7 @@ are never touched. Used by the platform up/down test and the chaos suite.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from psycopg2.extensions import make_dsn
 
 from stock_platform.config import Settings, load_settings
 from stock_platform.runtime.apps import MARKER
@@ -24,7 +26,11 @@ from stock_platform.runtime.postgres import cluster_root
 
 __all__ = ["PrivatePlatform", "cluster_env", "free_port_block", "free_ports"]
 
-_SCRUBBED = ("POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_")
+# PGPASSFILE too: the private platform's PostgreSQL has passwords of its own, in its own data dir.
+_SCRUBBED = (
+    "POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_",
+    "PGPASSFILE",
+)  # fmt: skip
 
 
 def free_ports(count: int) -> list[int]:
@@ -105,7 +111,10 @@ class PrivatePlatform:
                 mp.delenv(key)
             for key, value in self.env.items():
                 mp.setenv(key, value)
-            self.settings: Settings = load_settings()
+            settings = load_settings()
+        # The test process keeps the shared server's PGPASSFILE; this platform's DSN names its own password file.
+        dsn = make_dsn(settings.postgres_dsn, passfile=str(settings.postgres_passfile))
+        self.settings: Settings = dataclasses.replace(settings, postgres_dsn=dsn)
         self.logs = data_dir / "logs"
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -131,7 +140,8 @@ class PrivatePlatform:
 
     def connect(self, dsn: str | None = None) -> psycopg2.extensions.connection:
         """A new autocommit connection to the platform database (or `dsn`)."""
-        conn = psycopg2.connect(dsn or self.settings.postgres_dsn, connect_timeout=5)
+        passfile = str(self.settings.postgres_passfile)
+        conn = psycopg2.connect(dsn or self.settings.postgres_dsn, connect_timeout=5, passfile=passfile)
         conn.autocommit = True
         return conn
 

@@ -175,3 +175,54 @@ def test_cluster_settings_that_cannot_work_name_the_setting(
         cluster_env.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         load_settings()
+
+
+def test_dashboard_password_is_a_secret_and_the_limits_are_read(cluster_env: pytest.MonkeyPatch) -> None:
+    cluster_env.setenv("DASHBOARD_PASSWORD", "open-sesame-42")
+    cluster_env.setenv("DASHBOARD_STATEMENT_TIMEOUT_MS", "2500")
+    settings = load_settings()
+    assert settings.dashboard_password == "open-sesame-42"
+    assert "open-sesame-42" not in repr(settings) and "open-sesame-42" not in str(settings.describe())
+    assert "open-sesame-42" not in str(settings.to_env()), "no child process of the platform needs it"
+    assert (settings.dashboard_statement_timeout_ms, settings.dashboard_lock_timeout_ms) == (2500, 2000)
+    cluster_env.setenv("DASHBOARD_LOCK_TIMEOUT_MS", "0")
+    with pytest.raises(ValueError, match="DASHBOARD_LOCK_TIMEOUT_MS must be at least 1"):
+        load_settings()
+
+
+@pytest.fixture
+def passfile_env(cluster_env: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:
+    """A data dir whose local PostgreSQL has a password file, and no PGPASSFILE chosen yet (restored afterwards)."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pgpass").write_text("127.0.0.1:5432:*:stock:x\n")
+    cluster_env.setenv("STOCK_DATA_DIR", str(tmp_path))
+    cluster_env.delenv("PGPASSFILE", raising=False)
+    return cluster_env
+
+
+def test_the_local_password_file_is_used_when_the_dsn_is_the_local_server(passfile_env: pytest.MonkeyPatch, tmp_path) -> None:
+    import os
+
+    settings = load_settings()
+    assert settings.postgres_passfile == tmp_path / "secrets" / "pgpass"
+    assert os.environ["PGPASSFILE"] == str(settings.postgres_passfile)
+    assert settings.postgres_dsn == "postgresql://stock@127.0.0.1:5432/stock", "the DSN itself carries no password"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"POSTGRES_DSN": "postgresql://app@db.example.com:5432/stock"}, None),  # remote: libpq's own lookup stays
+        ({"POSTGRES_DSN": "postgresql://stock@127.0.0.1:6543/stock"}, None),  # another local server
+        ({"PGPASSFILE": "/home/me/.pgpass"}, "/home/me/.pgpass"),  # one chosen already wins
+    ],
+)
+def test_the_local_password_file_is_left_alone_otherwise(
+    passfile_env: pytest.MonkeyPatch, env: dict[str, str], expected: str | None
+) -> None:
+    import os
+
+    for name, value in env.items():
+        passfile_env.setenv(name, value)
+    load_settings()
+    assert os.environ.get("PGPASSFILE") == expected

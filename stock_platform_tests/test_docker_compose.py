@@ -24,10 +24,14 @@ CONFIG_SOURCE = REPO / "stock_platform" / "config.py"
 
 EXPECTED_SERVICES = {
     "kafka", "postgres", "redis", "producer", "spark", "dashboard",
-    "dagster-webserver", "dagster-daemon", "kafka-ui", "pgadmin", "migrate",
+    "dagster-webserver", "dagster-daemon", "kafka-ui", "pgadmin", "migrate", "postgres-roles",
 }  # fmt: skip
 APP_SERVICES = ("migrate", "producer", "spark", "dashboard", "dagster-webserver", "dagster-daemon")
-SECRETS = ("POSTGRES_PASSWORD", "PGADMIN_DEFAULT_PASSWORD", "KAFKA_UI_PASSWORD")
+WRITERS = tuple(name for name in APP_SERVICES if name != "dashboard")
+SECRETS = ("POSTGRES_PASSWORD", "POSTGRES_READER_PASSWORD", "REDIS_PASSWORD", "PGADMIN_DEFAULT_PASSWORD", "KAFKA_UI_PASSWORD")
+# Settings a service must not receive: the public dashboard no market-data key or writer's credentials,
+# the other programs not the dashboard's password.
+WITHHELD = {"dashboard": {"FINNHUB_API_KEY", "DAGSTER_POSTGRES_URL"}, **{name: {"DASHBOARD_PASSWORD"} for name in WRITERS}}
 # Settings that only mean something on the host (published ports, the local broker's quorum
 # port, the local runtime's Kafka nodes and Spark cluster) or that the image fixes (the jar cache
 # baked in at build time): not passed to containers.
@@ -140,8 +144,12 @@ def test_images_and_versions(config: dict) -> None:
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     assert services["kafka"]["image"].startswith("apache/kafka:3.")
-    assert services["kafka-ui"]["image"].startswith("provectuslabs/kafka-ui")
-    assert services["pgadmin"]["image"].startswith("dpage/pgadmin4")
+    # The maintained fork, at a release (not `main` or `latest`); provectuslabs/kafka-ui is unmaintained since 2023.
+    assert re.fullmatch(r"kafbat/kafka-ui:v\d+\.\d+\.\d+", services["kafka-ui"]["image"])
+    # pgAdmin 9.2 fixed CVE-2025-2945 (remote code execution in the query tool); any older tag is refused.
+    match = re.fullmatch(r"dpage/pgadmin4:(\d+)\.(\d+)(?:\.\d+)?", services["pgadmin"]["image"])
+    assert match and (int(match[1]), int(match[2])) >= (9, 2), services["pgadmin"]["image"]
+    assert not any("provectuslabs" in service.get("image", "") for service in services.values())
 
 
 def test_kafka_is_kraft_without_zookeeper(config: dict) -> None:
@@ -166,20 +174,68 @@ def test_published_ports(config: dict) -> None:
 
 
 def test_app_services_reach_the_infrastructure_by_service_name(config: dict) -> None:
+    secrets = _secrets("a")
     for name in APP_SERVICES:
         env = _environment(config["services"][name])
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:29092", name
         assert env["POSTGRES_DSN"].endswith("@postgres:5432/stock"), name
-        assert env["REDIS_URL"] == "redis://redis:6379/0", name
-        assert env["DAGSTER_POSTGRES_URL"].endswith("@postgres:5432/dagster"), name
+        assert env["REDIS_URL"] == f"redis://:{secrets['REDIS_PASSWORD']}@redis:6379/0", name
         assert env["STOCK_DATA_DIR"] == "/data", name
+    for name in WRITERS:
+        env = _environment(config["services"][name])
+        assert env["POSTGRES_DSN"] == f"postgresql://stock:{secrets['POSTGRES_PASSWORD']}@postgres:5432/stock", name
+        assert env["DAGSTER_POSTGRES_URL"].endswith("@postgres:5432/dagster"), name
 
 
 def test_every_setting_reaches_the_app_containers(config: dict) -> None:
     wanted = _settings_in_config() - HOST_SIDE_SETTINGS
     for name in APP_SERVICES:
-        missing = wanted - set(_environment(config["services"][name]))
+        missing = wanted - WITHHELD[name] - set(_environment(config["services"][name]))
         assert not missing, f"{name} lacks {sorted(missing)}: add them to x-app-env in docker-compose.yml"
+        given = WITHHELD[name] & set(_environment(config["services"][name]))
+        assert not given, f"{name} must not receive {sorted(given)}"
+
+
+def test_the_dashboard_reads_as_the_read_only_role_and_holds_no_other_secret(render: Render) -> None:
+    secrets = {**_secrets("a"), "FINNHUB_API_KEY": "dummy-finnhub-key", "DASHBOARD_PASSWORD": "dummy-dashboard-password"}
+    result = render(secrets)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    dashboard = services["dashboard"]
+    env = _environment(dashboard)
+    assert env["POSTGRES_DSN"] == f"postgresql://stock_reader:{secrets['POSTGRES_READER_PASSWORD']}@postgres:5432/stock"
+    assert env["DASHBOARD_PASSWORD"] == "dummy-dashboard-password"
+    rendered = yaml.safe_dump(dashboard)
+    for secret in ("FINNHUB_API_KEY", "POSTGRES_PASSWORD", "PGADMIN_DEFAULT_PASSWORD", "KAFKA_UI_PASSWORD"):
+        assert secrets[secret] not in rendered, f"the dashboard receives {secret}"
+    assert _environment(services["producer"])["FINNHUB_API_KEY"] == "dummy-finnhub-key"
+    for name in WRITERS:
+        assert "dummy-dashboard-password" not in yaml.safe_dump(services[name]), name
+
+
+def test_the_reader_role_is_made_before_the_migrations_grant_it_anything(config: dict) -> None:
+    services = config["services"]
+    roles = services["postgres-roles"]
+    assert services["migrate"]["depends_on"]["postgres-roles"]["condition"] == "service_completed_successfully"
+    assert roles["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The password reaches psql through its environment, never its command line (visible to every user in ps).
+    assert _secrets("a")["POSTGRES_READER_PASSWORD"] not in " ".join(roles["command"])
+    script = REPO / "docker" / "postgres-roles.sql"
+    assert any(f"{script}:" in str(volume) or getattr(volume, "get", lambda _: None)("source") == str(script)
+               for volume in roles["volumes"])  # fmt: skip
+    text = script.read_text()
+    assert "\\getenv reader_password POSTGRES_READER_PASSWORD" in text and "PASSWORD :'reader_password'" in text
+    assert "stock_reader" in (REPO / "sql" / "013_dashboard_reader.sql").read_text()
+
+
+def test_redis_requires_the_password_and_takes_it_off_the_command_line(config: dict) -> None:
+    redis_service = config["services"]["redis"]
+    script = " ".join(redis_service["command"])
+    # `config` keeps Compose's `$$` escape; the container's shell sees `$REDISCLI_AUTH`.
+    assert "redis-server -" in script and re.search(r"requirepass \$\$?REDISCLI_AUTH\n", script)
+    assert _secrets("a")["REDIS_PASSWORD"] not in script
+    assert _environment(redis_service)["REDISCLI_AUTH"] == _secrets("a")["REDIS_PASSWORD"]
+    assert redis_service["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
 
 
 def test_startup_order_waits_for_health_and_migrations(config: dict) -> None:
@@ -193,7 +249,7 @@ def test_startup_order_waits_for_health_and_migrations(config: dict) -> None:
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert services["migrate"]["command"] == ["stock-platform", "migrate"]
     for name, service in services.items():
-        one_shot = name in {"migrate", "kafka-init", "dagster-init"}
+        one_shot = name in {"migrate", "kafka-init", "dagster-init", "postgres-roles"}
         assert service["restart"] == ("no" if one_shot else "unless-stopped"), name
 
 
@@ -276,7 +332,7 @@ def test_no_password_literal_in_any_service(config: dict) -> None:
         for key, value in _environment(service).items():
             if re.search(r"PASSWORD|SECRET|TOKEN|API_KEY", key):
                 assert value == "" or value in allowed, f"{name}.{key} is not from the env file"
-            for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value):
+            for password in re.findall(r"://[^:/@\s]*:([^@\s]+)@", value):
                 assert password in allowed, f"{name}.{key} embeds a password not from the env file"
 
 
@@ -296,5 +352,5 @@ def test_env_example_lists_every_setting() -> None:
 
 def test_env_example_holds_no_secret() -> None:
     listed = _env_example_lines()
-    for name in (*SECRETS, "FINNHUB_API_KEY"):
+    for name in (*SECRETS, "FINNHUB_API_KEY", "DASHBOARD_PASSWORD"):
         assert listed[name] == "", f"{name} must be empty in .env.example"

@@ -14,5 +14,7 @@ Where the data comes from:
   `stream_batches.end_offsets`), Dagster runs over GraphQL when reachable.
 
 Every data call raises `connections.DataUnavailable` when its service is down;
-pages turn it into a banner, never a traceback.
+pages turn it into a banner, never a traceback. PostgreSQL is read through
+read-only sessions with statement and lock timeouts (`connections.py`); with
+DASHBOARD_PASSWORD set, no page runs before the visitor gives it (`login.py`).
 """

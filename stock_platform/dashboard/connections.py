@@ -3,9 +3,12 @@
 PostgreSQL connections come from one small thread-safe pool per DSN (Streamlit
 runs each browser session, and each auto-refreshing fragment, in its own
 thread); Redis clients are shared per URL. Both use short timeouts so that a
-service that is down costs a page a second, not a minute. Any driver error is
-re-raised as `DataUnavailable`, which the pages show as a banner instead of a
-traceback.
+service that is down costs a page a second, not a minute. Every PostgreSQL
+session is read-only and carries a statement and a lock timeout
+(DASHBOARD_STATEMENT_TIMEOUT_MS, DASHBOARD_LOCK_TIMEOUT_MS, set by
+`configure`), so a slow query or a table locked by compaction costs a page
+seconds, never a thread. Any driver error is re-raised as `DataUnavailable`,
+which the pages show as a banner instead of a traceback.
 """
 
 from __future__ import annotations
@@ -21,18 +24,20 @@ import psycopg2.errors
 import psycopg2.extensions
 import redis
 
-__all__ = ["DataUnavailable", "pg_cursor", "redis_call", "redis_client", "reset_connections"]
+from stock_platform.config import Settings
+
+__all__ = ["DataUnavailable", "configure", "pg_cursor", "redis_call", "redis_client", "reset_connections"]
 
 logger = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 2
-# Every dashboard query is a small indexed read; anything slower is a bug or an overloaded server.
-_STATEMENT_TIMEOUT_MS = 5000
 _POOL_MAX = 8
 
 _lock = threading.Lock()
 _pools: dict[str, _Pool] = {}
 _redis: dict[str, redis.Redis] = {}
+# (statement timeout, lock timeout) in ms of every new session; the settings' defaults until `configure` says otherwise.
+_limits: tuple[int, int] = (Settings.dashboard_statement_timeout_ms, Settings.dashboard_lock_timeout_ms)
 
 
 class DataUnavailable(RuntimeError):
@@ -55,8 +60,9 @@ class _Pool:
     and open `minconn` eagerly, which fails outright when the server is down.)
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, limits: tuple[int, int]) -> None:
         self.dsn = dsn
+        self.limits = limits
         self.lock = threading.Lock()
         self.idle: list[psycopg2.extensions.connection] = []
 
@@ -64,13 +70,15 @@ class _Pool:
         with self.lock:
             if self.idle:
                 return self.idle.pop()
+        statement_ms, lock_ms = self.limits
         conn = psycopg2.connect(
             self.dsn,
             connect_timeout=_CONNECT_TIMEOUT_S,
             application_name="stock-platform-dashboard",
+            # Read-only even when POSTGRES_DSN is a writer's (a deployment without the stock_reader role).
             # JIT: the planner's row estimates for a symbol with millions of ticks make it compile
             # (~400 ms) queries that then read fifty rows; no dashboard query is big enough to gain.
-            options=f"-c statement_timeout={_STATEMENT_TIMEOUT_MS} -c jit=off",
+            options=f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms} -c default_transaction_read_only=on -c jit=off",
         )
         conn.autocommit = True
         return conn
@@ -94,8 +102,25 @@ def _pool(dsn: str) -> _Pool:
     with _lock:
         pool = _pools.get(dsn)
         if pool is None:
-            pool = _pools[dsn] = _Pool(dsn)
+            pool = _pools[dsn] = _Pool(dsn, _limits)
         return pool
+
+
+def configure(settings: Settings) -> None:
+    """Apply the settings' session limits to the connections opened from now on (pages call this on every run).
+
+    Pools opened under other limits are closed, so no session keeps an old timeout.
+    """
+    global _limits
+    limits = (settings.dashboard_statement_timeout_ms, settings.dashboard_lock_timeout_ms)
+    with _lock:
+        if limits == _limits:
+            return
+        _limits = limits
+        stale = list(_pools.values())
+        _pools.clear()
+    for pool in stale:
+        pool.close_all()
 
 
 def _describe(error: Exception) -> str:

@@ -5,7 +5,10 @@ then these programs, each in its own process group with a pid file and a log
 under the data directory. Every process started here (and everything it starts,
 Dagster run workers and Spark included) carries the environment marker
 `STOCK_PLATFORM_APP=<data dir>`, so `down` can find and stop all of them and
-nothing else.
+nothing else. Each gets only the secrets it uses: the dashboard, the one program
+open to the public, reads PostgreSQL as the read-only role and never receives
+the Finnhub key or the writers' credentials; no other program gets the
+dashboard's password.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import requests
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
+from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.processes import pid_alive, pids_with_env, read_pid, start_detached, stop_pid, wait_until
 from stock_platform.runtime.services import services_env
 
-__all__ = ["MARKER", "App", "apps_down", "apps_status", "apps_up", "marked_pids", "platform_apps", "repo_root"]
+__all__ = ["MARKER", "App", "app_env", "apps_down", "apps_status", "apps_up", "marked_pids", "platform_apps", "repo_root"]
 
 logger = logging.getLogger(__name__)
 MARKER = "STOCK_PLATFORM_APP"
+# What the dashboard must not hold: the market-data key and Dagster's (read-write) database URL.
+_DASHBOARD_WITHHELD = ("FINNHUB_API_KEY", "DAGSTER_POSTGRES_URL")
 
 
 def repo_root() -> Path:
@@ -81,7 +87,7 @@ def platform_apps(settings: Settings, supervise_with_dagster: bool) -> list[App]
     return apps
 
 
-def _app_env(settings: Settings) -> dict[str, str]:
+def _common_env(settings: Settings) -> dict[str, str]:
     dagster_home = settings.data_dir / "dagster"
     env = {**os.environ, **services_env(settings)}
     env.update(
@@ -92,6 +98,22 @@ def _app_env(settings: Settings) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    return env
+
+
+def app_env(settings: Settings, app: App, common: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment `app` starts with: the services' addresses and password file, and only the secrets it uses.
+
+    The dashboard's POSTGRES_DSN and PGPASSFILE name the read-only role and a file holding only its password
+    (when POSTGRES_DSN is the local server; a deployment's own DSN passes unchanged).
+    """
+    env = dict(common if common is not None else _common_env(settings))
+    if app.name != "dashboard":
+        env.pop("DASHBOARD_PASSWORD", None)
+        return env
+    for name in _DASHBOARD_WITHHELD:
+        env.pop(name, None)
+    env.update(PostgresServer(settings).dashboard_env())
     return env
 
 
@@ -113,11 +135,12 @@ def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float =
     """Start every app that is not running, wait for each to answer; returns name -> URL or state."""
     (settings.data_dir / "run").mkdir(parents=True, exist_ok=True)
     _prepare_dagster_home(settings)
-    env = _app_env(settings)
+    common = _common_env(settings)
     apps = platform_apps(settings, supervise_with_dagster)
     for app in apps:
         if pid_alive(read_pid(app.pid_file(settings))):
             continue
+        env = app_env(settings, app, common)
         start_detached(app.argv, app.log_file(settings), app.pid_file(settings), env=env, cwd=repo_root())
     out: dict[str, str] = {}
     for app in apps:

@@ -2,8 +2,10 @@
 
 `initdb` and `pg_ctl` refuse to run as root, so as root they run as the
 `postgres` user that Debian's package creates, which owns the data directory.
-Authentication is `trust` on 127.0.0.1 only: this is a one-laptop development
-server with no password to leak; deployments set POSTGRES_DSN to their own.
+Every login needs a password (scram-sha-256), generated at the first start and
+kept in `<data dir>/secrets/` (`postgres_auth`); a cluster made before that,
+with `trust`, is converted on its next start. Deployments set POSTGRES_DSN to
+their own server.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from stock_platform.config import Settings
+from stock_platform.config_passfile import dsn_is_local
+from stock_platform.runtime import postgres_auth as auth
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.processes import port_open, read_pid, wait_until
+from stock_platform.runtime.processes import port_open, read_pid
 from stock_platform.runtime.system_packages import ensure_commands
 
 __all__ = ["PostgresServer"]
@@ -73,6 +78,9 @@ class PostgresServer:
         self.socket_dir = self.root / "run"
         self.log_file = self.root / "server.log"
         self.port = settings.postgres_port
+        self.passfile = settings.postgres_passfile
+        # Only the read-only role's line: what the dashboard process may know.
+        self.dashboard_passfile = settings.postgres_passfile.with_name("dashboard.pgpass")
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         if os.geteuid() == 0:
@@ -97,7 +105,7 @@ class PostgresServer:
             )
         return bin_dir
 
-    def _init_cluster(self, bin_dir: Path) -> None:
+    def _init_cluster(self, bin_dir: Path, superuser_password: str) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if not _others_can_traverse(self.root.parent):
             self.root.parent.chmod(self.root.parent.stat().st_mode | stat.S_IXOTH)
@@ -107,12 +115,44 @@ class PostgresServer:
         if (self.pgdata / "PG_VERSION").exists():
             return
         logger.info("initialising PostgreSQL cluster in %s", self.pgdata)
-        self._run(
-            [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"],
-            "initdb",
-        )
+        # initdb reads the superuser's password from a file (never a command line); as root, that file must belong to
+        # `postgres`, who cannot reopen a pipe of ours (/dev/stdin); it lives only as long as initdb runs.
+        pwfile = self.root / ".initdb-password"
+        pwfile.unlink(missing_ok=True)
+        with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(superuser_password + "\n")
+        try:
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres", "postgres")
+            initdb = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", auth.SUPERUSER, f"--pwfile={pwfile}"]
+            self._run([*initdb, "--auth=scram-sha-256", "-E", "UTF8", "--no-locale"], "initdb")
+        finally:
+            pwfile.unlink(missing_ok=True)
         with open(self.pgdata / "postgresql.conf", "a") as conf:
             conf.write(_SERVER_CONF)
+        auth.write_hba(self.pgdata)
+
+    def _admin(self) -> psycopg2.extensions.connection:
+        """An autocommit superuser connection, its password read from our password file."""
+        passfile = str(self.passfile)
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user=auth.SUPERUSER, dbname="postgres", connect_timeout=2, passfile=passfile
+        )
+        conn.autocommit = True
+        return conn
+
+    def _probe(self) -> str | None:
+        """None when the server answers a query as the superuser, else the first line of why not."""
+        try:
+            conn = self._admin()
+        except psycopg2.Error as e:
+            return (str(e).strip().splitlines() or [type(e).__name__])[0]
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return None
+        finally:
+            conn.close()
 
     def running(self) -> bool:
         """True when our cluster's postmaster is alive."""
@@ -120,21 +160,32 @@ class PostgresServer:
         return pid is not None and Path(f"/proc/{pid}").exists()
 
     def healthy(self) -> bool:
-        """True when the server accepts a query."""
-        try:
-            with psycopg2.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
-            ) as conn:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-            return True
-        except psycopg2.Error:
-            return False
+        """True when the server accepts a query (as the superuser, with the generated password)."""
+        return self._probe() is None
+
+    def _wait_healthy(self, timeout_s: float = 60) -> None:
+        """Wait until the server answers; a refused password fails at once, since waiting cannot fix it."""
+        deadline = time.monotonic() + timeout_s
+        while (error := self._probe()) is not None:
+            if "password authentication failed" in error:
+                raise ServiceError(
+                    self.name, f"refuses the superuser password in {self.passfile}", self.log_file,
+                    hint=f"the file was replaced or deleted: restore it; or, for new passwords, make every line of "
+                    f"{self.pgdata / 'pg_hba.conf'} end in `trust`, then `stock-platform services down` and `up`",
+                )  # fmt: skip
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    self.name, f"not answering on 127.0.0.1:{self.port} after {timeout_s:.0f} s: {error}", self.log_file,
+                    hint="read the end of the log; `stock-platform services down` then `up`",
+                )  # fmt: skip
+            time.sleep(0.25)
 
     def start(self) -> None:
-        """Initialise the cluster if new, start it, wait until healthy, create the app role and databases."""
+        """Initialise the cluster if new, start it, wait until healthy, require passwords, create the roles and databases."""
         bin_dir = self._ensure_installed()
-        self._init_cluster(bin_dir)
+        passwords = auth.ensure_passwords(self.passfile, self.port, [auth.SUPERUSER, self._app_role(), auth.READER_ROLE])
+        auth.write_passfile(self.dashboard_passfile, self.port, {auth.READER_ROLE: passwords[auth.READER_ROLE]})
+        self._init_cluster(bin_dir, passwords[auth.SUPERUSER])
         if not self.running():
             if port_open(self.port):
                 raise ServiceError(
@@ -143,30 +194,51 @@ class PostgresServer:
             opts = f"-p {self.port} -k {self.socket_dir}"
             pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_file), "-o", opts]
             self._run([*pg_ctl, "-w", "-t", "60", "start"], "pg_ctl start")
-        if not wait_until(self.healthy, 60):
-            raise ServiceError(
-                self.name,
-                f"not answering on 127.0.0.1:{self.port} after 60 s",
-                self.log_file,
-                hint="read the end of the log; `stock-platform services down` then `up`",
-            )
-        self._bootstrap()
+        self._wait_healthy()
+        self._require_passwords(passwords[auth.SUPERUSER])
+        self._bootstrap(passwords)
 
-    def _bootstrap(self) -> None:
-        """Create the role and databases named by POSTGRES_DSN (plus `dagster`), if the DSN is ours."""
-        dsn = urlparse(self.settings.postgres_dsn)
-        if dsn.hostname not in {"127.0.0.1", "localhost"} or (dsn.port or 5432) != self.port:
+    def _require_passwords(self, superuser_password: str) -> None:
+        """Convert a cluster that still trusts every local login: set the superuser's password, then demand it."""
+        if auth.hba_is_ours(self.pgdata):
             return
-        role = dsn.username or "stock"
-        databases = [(dsn.path or "/stock").lstrip("/") or "stock", "dagster"]
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
-        conn.autocommit = True
+        conn = self._admin()  # `trust` still lets this in; the password file takes over after the reload
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                if cur.fetchone() is None:
-                    cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
-                for db in databases:
+                verifier = auth.scram_verifier(superuser_password)
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(auth.SUPERUSER), sql.Literal(verifier)))
+                auth.write_hba(self.pgdata)
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+        logger.info("PostgreSQL on port %s now requires passwords (scram-sha-256); they are in %s", self.port, self.passfile)
+
+    def _ours(self) -> bool:
+        """True when POSTGRES_DSN names this server (a deployment's own server is left alone)."""
+        return dsn_is_local(self.settings.postgres_dsn, self.port)
+
+    def _app_role(self) -> str:
+        return psycopg2.extensions.parse_dsn(self.settings.postgres_dsn).get("user") or "stock"
+
+    def _bootstrap(self, passwords: dict[str, str]) -> None:
+        """Create the roles and databases named by POSTGRES_DSN (plus `dagster` and the dashboard's reader), if ours.
+
+        The passwords are set on every start, so a role made before passwords were required gets one too.
+        """
+        if not self._ours():
+            return
+        role = self._app_role()
+        database = psycopg2.extensions.parse_dsn(self.settings.postgres_dsn).get("dbname") or "stock"
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                for name, options in ((role, "LOGIN CREATEDB"), (auth.READER_ROLE, "LOGIN")):
+                    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+                    if cur.fetchone() is None:
+                        cur.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
+                    verifier = sql.Literal(auth.scram_verifier(passwords[name]))
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), verifier))
+                for db in (database, "dagster"):
                     cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                     if cur.fetchone() is None:
                         cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role)))
@@ -182,5 +254,20 @@ class PostgresServer:
         return True
 
     def env(self) -> dict[str, str]:
-        """The variables that point a client at this server."""
-        return {"POSTGRES_DSN": self.settings.postgres_dsn, "POSTGRES_PORT": str(self.port)}
+        """The variables that point a client at this server; the password file by its path, never its content.
+
+        A POSTGRES_DSN naming another server gets no PGPASSFILE, so libpq's own lookup (~/.pgpass) still serves it.
+        """
+        env = {"POSTGRES_DSN": self.settings.postgres_dsn, "POSTGRES_PORT": str(self.port)}
+        if self._ours():
+            env["PGPASSFILE"] = str(self.passfile)
+        return env
+
+    def dashboard_env(self) -> dict[str, str]:
+        """What the dashboard gets instead: the read-only role's DSN and a password file holding only its line."""
+        if not self._ours():
+            return {}
+        return {
+            "POSTGRES_DSN": auth.as_role(self.settings.postgres_dsn, auth.READER_ROLE),
+            "PGPASSFILE": str(self.dashboard_passfile),
+        }

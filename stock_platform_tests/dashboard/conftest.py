@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from stock_platform.config import Settings
 from stock_platform.dashboard.cache import clear_caches
 from stock_platform.dashboard.connections import reset_connections
+from stock_platform.runtime.postgres_auth import READER_ROLE, as_role
 
 WATCHED = ("AAPL", "MSFT", "NVDA")
 
@@ -24,9 +25,14 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment variables that make `load_settings()` return `settings` (for what the dashboard reads)."""
+    """The environment variables that make `load_settings()` return `settings` (for what the dashboard reads).
+
+    POSTGRES_DSN names the dashboard's read-only role, as `make up` and docker-compose give it, so every page test
+    also shows that SELECT is all the dashboard needs.
+    """
     return {
-        "POSTGRES_DSN": settings.postgres_dsn,
+        "POSTGRES_DSN": as_role(settings.postgres_dsn, READER_ROLE),
+        "DASHBOARD_PASSWORD": settings.dashboard_password,
         "REDIS_URL": settings.redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

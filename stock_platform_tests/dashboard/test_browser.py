@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,13 +65,11 @@ def _seed(settings: Settings) -> None:
     seed_dead_letter(settings.postgres_dsn, settings.kafka_topic, 7, "not valid JSON: Expecting value: line 1 column 1")
 
 
-@pytest.fixture
-def dashboard_url(dash_settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """A seeded platform and `streamlit run` serving the dashboard on a free port; stopped afterwards."""
-    dash_settings = dataclasses.replace(dash_settings, symbols=DEFAULT_SYMBOLS)
-    _seed(dash_settings)
+@contextmanager
+def _serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run` serving the dashboard with `settings` on a free port; its URL; stopped afterwards."""
     port = free_port()
-    env = {**os.environ, **settings_env(dash_settings), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, **settings_env(settings), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     env["DASHBOARD_REFRESH_SECONDS"] = "600"  # no self-refresh in the middle of a screenshot
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pid = start_detached(streamlit_argv(port), ARTIFACTS / "streamlit.log", tmp_path / "streamlit.pid", env=env)
@@ -80,6 +79,21 @@ def dashboard_url(dash_settings: Settings, tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         stop_pid(pid, timeout=10)
+
+
+@pytest.fixture
+def seeded(dash_settings: Settings) -> Settings:
+    """Every default symbol with ticks, candles and a hot quote; heartbeats, a stream batch and a dead letter."""
+    seeded = dataclasses.replace(dash_settings, symbols=DEFAULT_SYMBOLS)
+    _seed(seeded)
+    return seeded
+
+
+@pytest.fixture
+def dashboard_url(seeded: Settings, tmp_path: Path) -> Iterator[str]:
+    """The seeded platform's dashboard, open to all."""
+    with _serving(seeded, tmp_path) as url:
+        yield url
 
 
 def test_every_page_renders_in_chromium(dashboard_url: str) -> None:
@@ -104,3 +118,34 @@ def test_every_page_renders_in_chromium(dashboard_url: str) -> None:
                 assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_with_a_password_every_url_shows_only_the_login_until_it_is_given(seeded: Settings, tmp_path: Path) -> None:
+    """The form is drawn before the navigation, so no URL reaches a page (or its data) without the password."""
+    ensure_commands([(CHROMIUM, "chromium")])
+    from playwright.sync_api import sync_playwright
+
+    with _serving(dataclasses.replace(seeded, dashboard_password="s3cret-dashboard"), tmp_path) as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                for name, path, _, heading in PAGES:
+                    page.goto(f"{url}/{path}", wait_until="domcontentloaded")
+                    page.get_by_label("Dashboard password").wait_for(timeout=30_000)
+                    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+                    page.screenshot(path=str(ARTIFACTS / f"login-{name}.png"))
+                    assert page.get_by_role("heading", name=heading).count() == 0, f"{name}: a page heading shows"
+                    for testid in ("stMetric", "stPlotlyChart", "stDataFrame", "stSidebarNav", "stException"):
+                        assert page.locator(f'[data-testid="{testid}"]').count() == 0, f"{name}: {testid} shows"
+                page.goto(f"{url}/symbol?symbol=AAPL", wait_until="domcontentloaded")
+                page.get_by_label("Dashboard password").fill("not-it")
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_text("Wrong password.").wait_for(timeout=30_000)
+                assert page.get_by_role("heading", name="Symbol view").count() == 0
+                page.get_by_label("Dashboard password").fill("s3cret-dashboard")
+                page.get_by_role("button", name="Sign in").click()
+                page.get_by_role("heading", name="Symbol view").first.wait_for(timeout=30_000)
+                page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+            finally:
+                browser.close()

@@ -3,28 +3,37 @@
 The whole platform comes up (services, migrations, Dagster webserver and
 daemon whose sensors launch the producer and the Spark job, the dashboard),
 simulated quotes reach PostgreSQL and Redis, and `down` leaves no process of
-ours running and no port open.
+ours running and no port open. Its PostgreSQL wants passwords, which every
+program finds in the password file; the dashboard runs as the read-only role
+without the Finnhub key.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
+import psycopg2
 import pytest
 import redis
 import requests
+from kafka import KafkaProducer
 
 from stock_platform.config import Settings
 from stock_platform.dashboard.health import Level, dagster_runs, run_level
+from stock_platform.quotes import Quote
 from stock_platform.runtime.apps import marked_pids
-from stock_platform.runtime.processes import port_open, wait_until
+from stock_platform.runtime.processes import port_open, read_pid, wait_until
 from stock_platform_tests.private_platform import PrivatePlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everything(tmp_path: Path, services: Settings) -> None:
-    platform = PrivatePlatform(tmp_path / "data", services.cache_dir, {"SIMULATOR_QUOTES_PER_SECOND": "20"})
+    # A Finnhub key the dashboard must never see; STOCK_SOURCE keeps the market simulated (no internet here).
+    extra = {"SIMULATOR_QUOTES_PER_SECOND": "20", "FINNHUB_API_KEY": "dummy-finnhub-key", "STOCK_SOURCE": "simulator"}
+    platform = PrivatePlatform(tmp_path / "data", services.cache_dir, extra)
     settings = platform.settings
     try:
         up = platform.cli("platform", "up")
@@ -48,6 +57,18 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
             "streaming_job": Level.GREEN,
         }, runs.supervised
         assert runs.recent and {"runId", "jobName", "status"} <= set(runs.recent[0])
+
+        # Those programs logged in with passwords: the server lets no one in without.
+        with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+            psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user="stock", dbname="stock", passfile="/dev/null")
+        dashboard_pid = read_pid(settings.data_dir / "run" / "dashboard.pid")
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{dashboard_pid}/environ").read_text().split("\0") if "=" in item
+        )
+        assert "FINNHUB_API_KEY" not in environ and "DAGSTER_POSTGRES_URL" not in environ
+        assert "user=stock_reader" in environ["POSTGRES_DSN"] and environ["PGPASSFILE"].endswith("dashboard.pgpass")
+
+        _hostile_records_cost_dead_letters_not_the_flow(platform, hot)
     finally:
         down = platform.cli("platform", "down", timeout=300)
     assert down.returncode == 0, down.stderr[-3000:]
@@ -60,3 +81,38 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         settings.dashboard_port,
     ):
         assert not port_open(port), f"port {port} still open after down"
+
+
+def _hostile_records_cost_dead_letters_not_the_flow(platform: PrivatePlatform, hot: redis.Redis) -> None:
+    """Records the former contract accepted and PostgreSQL then refused, which stopped the stream for good."""
+    settings = platform.settings
+    now_ms = int(time.time() * 1000)
+    base = Quote("AAPL", 150.0, now_ms - 1000, "simulator", "hostile", 9_990_001, 5).to_dict()
+    hostile = [  # marked by their seq, 999000x
+        {**base, "producer_id": "nul\x00byte"},  # PostgreSQL text cannot hold NUL
+        {**base, "producer_id": "lone \ud800 surrogate", "seq": 9_990_002},  # not encodable as UTF-8
+        {**base, "volume": 2**62, "seq": 9_990_003, "event_time_ms": now_ms - 900},  # two of these overflowed
+        {**base, "volume": 2**62, "seq": 9_990_004, "event_time_ms": now_ms - 800},  # the candle's BIGINT volume
+    ]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    for record in hostile:
+        producer.send(settings.kafka_topic, key=b"AAPL", value=json.dumps(record).encode())
+    producer.flush(30)
+    producer.close()
+    # The server's clock: ingestion_time is in its local time; Redis's updated_ms in epoch milliseconds.
+    [(sent_local, sent_ms)] = platform.query("SELECT localtimestamp, (EXTRACT(EPOCH FROM now()) * 1000)::bigint")
+
+    def dead() -> int:
+        query = """SELECT count(*) FROM dead_letters WHERE kind = 'contract' AND position('"seq": 999000'::bytea IN raw_payload) > 0"""
+        return platform.query(query)[0][0]
+
+    def stored_after() -> bool:
+        return platform.query("SELECT count(*) FROM stock_prices WHERE ingestion_time > %s", (sent_local,))[0][0] > 0
+
+    def redis_after() -> bool:
+        stamps = [int(hot.hget(key, "updated_ms") or 0) for key in hot.keys("stock:latest:*")]
+        return max(stamps, default=0) > sent_ms
+
+    assert wait_until(lambda: dead() == len(hostile) and stored_after() and redis_after(), 30, interval=1), (
+        f"dead letters {dead()}, new rows {stored_after()}, Redis fresh {redis_after()}\n{platform.log_tails()}"
+    )

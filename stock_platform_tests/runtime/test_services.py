@@ -57,6 +57,10 @@ def test_env_lines_point_at_the_services(services: Settings) -> None:
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "POSTGRES_DSN", "REDIS_URL", "STOCK_DATA_DIR"):
         assert env[name]
     assert "FINNHUB_API_KEY" not in env
+    # The password file by its path: a shell that evals these lines reaches PostgreSQL, and nothing prints a password.
+    assert env["PGPASSFILE"] == str(services.postgres_passfile)
+    passwords = services.postgres_passfile.read_text()
+    assert not any(line.rsplit(":", 1)[-1] in str(env) for line in passwords.splitlines())
 
 
 def test_taken_port_is_reported_with_the_setting_to_change(services: Settings, tmp_path) -> None:
@@ -118,7 +122,8 @@ def test_private_postgres_and_kafka_keep_their_data_across_stop_and_start(servic
         kafka_controller_port=_free_port(), kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
     )  # fmt: skip
     postgres, kafka = PostgresServer(settings), KafkaBroker(settings)
-    dsn = f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres"
+    # Its own password file: the session's PGPASSFILE holds the shared server's passwords.
+    dsn = f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres passfile={settings.postgres_passfile}"
 
     def sql_value(query: str) -> object:
         conn = psycopg2.connect(dsn)

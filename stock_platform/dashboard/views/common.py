@@ -12,7 +12,7 @@ from datetime import datetime
 import streamlit as st
 
 from stock_platform.config import Settings, load_settings
-from stock_platform.dashboard.connections import DataUnavailable
+from stock_platform.dashboard.connections import DataUnavailable, configure
 from stock_platform.dashboard.symbols import SymbolError, normalise_symbol
 
 __all__ = ["format_age", "format_time", "settings", "symbol_from_input", "unavailable_banner"]
@@ -26,11 +26,13 @@ def settings() -> Settings:
     A malformed setting stops the page with a message naming it, not a traceback.
     """
     try:
-        return load_settings()
+        config = load_settings()
     except ValueError as e:
         st.error(f"**The dashboard's configuration is invalid**: {e}", icon="🚨")
         st.stop()
         raise  # st.stop() raises; this line only satisfies type checkers
+    configure(config)
+    return config
 
 
 def unavailable_banner(error: DataUnavailable) -> None:
