@@ -8,13 +8,18 @@
 ALTER TABLE dead_letters
     ADD COLUMN kind TEXT NOT NULL DEFAULT 'contract'
         CONSTRAINT dead_letters_kind_check CHECK (kind IN ('contract', 'database', 'conflict', 'closed_day'));
-CREATE INDEX idx_dead_letters_kind_received ON dead_letters (kind, received_at DESC);
 
--- Tens of millions of rows an hour exhaust a 32-bit id in days.
+-- Tens of millions of rows an hour exhaust a 32-bit id in days. This rewrites the table under an exclusive
+-- lock: on a large existing table, stop the stream job while it runs (its tasks give up after lock_timeout).
 ALTER TABLE stock_prices ALTER COLUMN id TYPE BIGINT;
 ALTER SEQUENCE stock_prices_id_seq AS BIGINT;
 
 -- Set by compaction when it removes a (symbol, day)'s verified raw ticks: from then on the stream job refuses
 -- ticks of that symbol and day (kind 'closed_day') instead of adding them to candles a second time.
+-- Days compacted before this column existed are closed too: verified bars whose raw ticks are gone.
 ALTER TABLE stock_daily_bars ADD COLUMN ticks_removed_at TIMESTAMP;
-CREATE INDEX idx_daily_bars_ticks_removed ON stock_daily_bars (symbol, day) WHERE ticks_removed_at IS NOT NULL;
+UPDATE stock_daily_bars b SET ticks_removed_at = b.built_at
+WHERE b.verified AND NOT EXISTS (
+    SELECT 1 FROM stock_prices p
+    WHERE p.symbol = b.symbol AND p.event_time >= b.day AND p.event_time < b.day + 1
+);

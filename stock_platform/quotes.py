@@ -37,12 +37,12 @@ MIN_EVENT_TIME_MS = 631_152_000_000
 MAX_FUTURE_SKEW_MS = 60 * 60 * 1000
 # Whole numbers land in BIGINT columns.
 MAX_BIGINT = 2**63 - 1
-# A trillion shares: far above any real volume, low enough that a minute's candle and a day's bar (sums of
-# volumes, BIGINT too) cannot overflow even with millions of such records.
-MAX_VOLUME = 10**12
+# A hundred billion shares: far above any real volume, low enough that a day's bar cannot overflow its BIGINT
+# volume even if every millisecond of the day had a trade this big (86,400,000 x 10^11 < 2^63).
+MAX_VOLUME = 10**11
 # Finnhub symbols: letters, digits and . - : ^ (BRK.B, ^GSPC); the seed's column is VARCHAR(10).
-_CENT = Decimal("0.01")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-:^]{0,9}$")
+_CENT = Decimal("0.01")
 _FIELDS = (
     "v", "symbol", "price", "volume", "day_high", "day_low", "open_price",
     "prev_close", "event_time_ms", "source", "producer_id", "seq",
@@ -118,7 +118,7 @@ def _number(data: dict[str, Any], name: str, *, required: bool) -> float | None:
 def _price(data: dict[str, Any], name: str, *, required: bool) -> float | None:
     value = _number(data, name, required=required)
     if value is not None and not MIN_PRICE <= value <= MAX_PRICE:
-        raise QuoteError(f"field {name!r} must be > 0, between {MIN_PRICE} and {MAX_PRICE}, got {value!r}")
+        raise QuoteError(f"field {name!r} must be between {MIN_PRICE} and {MAX_PRICE}, got {value!r}")
     return value
 
 

@@ -44,8 +44,8 @@ def test_optional_fields_may_be_absent_or_null() -> None:
         (None, "empty message"),
         (json.dumps(_record(symbol=...)), "missing field 'symbol'"),
         (json.dumps(_record(price="189.5")), "field 'price' must be a number"),
-        (json.dumps(_record(price=0)), "field 'price' must be > 0"),
-        (json.dumps(_record(price=-3.2)), "field 'price' must be > 0"),
+        (json.dumps(_record(price=0)), "field 'price' must be between 0.01"),
+        (json.dumps(_record(price=-3.2)), "field 'price' must be between 0.01"),
         (
             '{"v":1,"symbol":"AAPL","price":NaN,"event_time_ms":1789999999000,"source":"simulator","producer_id":"p","seq":1}',
             "must be finite",

@@ -3,13 +3,14 @@
 For day D it (1) rebuilds every symbol's bar from that day's candles and marks
 it verified when the raw ticks, while still present, agree with it (same
 count, lowest and highest price); (2) if D is older than the retention window,
-deletes D's raw ticks of the symbols whose bars are verified, and nothing
-else, and marks those (symbol, day)s closed so the stream job refuses their
-ticks from then on instead of counting them twice; (3) sweeps every earlier day that is past the retention window and still
-holds raw ticks the same way (rebuild and re-verify its bars, delete its
-verified ticks), because the nightly run compacts yesterday, which is never
-old enough itself; (4) runs VACUUM (ANALYZE) so the freed space is reused and
-the planner sees the new row counts. Every step is idempotent: compacting D twice leaves
+deletes D's raw ticks of the symbols whose bars are verified and still agree
+with them, and nothing else, and marks those (symbol, day)s closed so the
+stream job refuses their ticks from then on instead of counting them twice;
+(3) sweeps every earlier day that is past the retention window and still holds
+raw ticks the same way (rebuild and re-verify its bars, delete its verified
+ticks), because the nightly run compacts yesterday, which is never old enough
+itself; (4) runs VACUUM (ANALYZE) so the freed space is reused and the planner
+sees the new row counts. Every step is idempotent: compacting D twice leaves
 the same bars and the same ticks. The Dagster asset `stock_daily_bars` and
 `bench/bench_compaction.py` both call `compact_day`.
 """
@@ -81,10 +82,16 @@ ON CONFLICT (symbol, day) DO UPDATE SET
     built_at = EXCLUDED.built_at
 """
 
+# Under the day's lock, so no writer adds a tick meanwhile: a verified bar whose ticks still agree with it
+# (a tick stored after the bar was built makes them disagree: that symbol's day waits for the next run).
 _DELETE_SQL = """
 DELETE FROM stock_prices p
-USING stock_daily_bars b
+USING stock_daily_bars b, (
+    SELECT symbol, count(*) AS n, min(price) AS lo, max(price) AS hi FROM stock_prices
+    WHERE event_time >= %(start)s AND event_time < %(end)s GROUP BY symbol
+) t
 WHERE b.day = %(day)s AND b.verified
+  AND t.symbol = b.symbol AND t.n = b.trade_count AND t.lo = b.low AND t.hi = b.high
   AND p.symbol = b.symbol
   AND p.event_time >= %(start)s AND p.event_time < %(end)s
 """
@@ -92,8 +99,9 @@ WHERE b.day = %(day)s AND b.verified
 # The verified (symbol, day)s whose ticks were just removed are closed: the stream job refuses their ticks from
 # now on, since ON CONFLICT can no longer recognise a replayed one (storage/closed_days.py).
 _CLOSE_SQL = """
-UPDATE stock_daily_bars SET ticks_removed_at = now() AT TIME ZONE 'UTC'
-WHERE day = %(day)s AND verified AND ticks_removed_at IS NULL
+UPDATE stock_daily_bars b SET ticks_removed_at = now() AT TIME ZONE 'UTC'
+WHERE b.day = %(day)s AND b.verified AND b.ticks_removed_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM stock_prices p WHERE p.symbol = b.symbol AND p.event_time >= %(start)s AND p.event_time < %(end)s)
 """
 
 

@@ -8,8 +8,9 @@ kind `closed_day`) instead of adding them to the candles a second time.
 
 The two sides agree through a transaction-scoped advisory lock per day:
 compaction takes it exclusively while it closes a day, a writer takes it shared
-before it looks, so a tick is either refused or stored before the day closes
-(and then removed with the day's ticks), never counted twice.
+before it looks. A tick is either refused, or committed before compaction gets
+the lock; compaction then sees it among the day's ticks, which no longer match
+the verified bar, and leaves that symbol's day open for the next run to rebuild.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from psycopg2.extensions import cursor as PgCursor  # noqa: N812 - psycopg2's own class name
 
-__all__ = ["CLOSED_DAY_LOCK", "closed_symbol_days", "day_of_ms", "lock_day_for_closing"]
+__all__ = ["CLOSED_DAY_LOCK", "DAY_MS", "closed_symbol_days", "day_number", "day_of_ms", "lock_day_for_closing"]
 
 # An arbitrary constant: the first key of the per-day advisory locks (the second is the day's number).
 CLOSED_DAY_LOCK = 7_461_012
 _EPOCH = date(1970, 1, 1)
-_DAY_MS = 86_400_000
+DAY_MS = 86_400_000
 
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s, d) FROM unnest(%s::int[]) AS d ORDER BY d"
 _CLOSED = """
@@ -33,9 +34,14 @@ WHERE ticks_removed_at IS NOT NULL AND day = ANY(%s::date[])
 """
 
 
+def day_number(event_time_ms: int) -> int:
+    """The UTC day of an epoch-millisecond event time as days since 1970-01-01 (cheap: one per tick)."""
+    return event_time_ms // DAY_MS
+
+
 def day_of_ms(event_time_ms: int) -> date:
     """The UTC day of an epoch-millisecond event time (the day its tick belongs to)."""
-    return datetime.fromtimestamp(event_time_ms // _DAY_MS * 86_400, UTC).date()
+    return datetime.fromtimestamp(event_time_ms // DAY_MS * 86_400, UTC).date()
 
 
 def closed_symbol_days(cur: PgCursor, day_numbers: Iterable[int]) -> set[tuple[str, int]]:
@@ -47,6 +53,8 @@ def closed_symbol_days(cur: PgCursor, day_numbers: Iterable[int]) -> set[tuple[s
     if not wanted:
         return set()
     cur.execute(_LOCK_SHARED, (CLOSED_DAY_LOCK, wanted))
+    # A statement of its own, after the lock is granted: in READ COMMITTED its snapshot then includes a closing
+    # that committed while this writer waited (one statement would read with the snapshot from before the wait).
     cur.execute(_CLOSED, ([_EPOCH + timedelta(days=n) for n in wanted],))
     return {(symbol, (day - _EPOCH).days) for symbol, day in cur.fetchall()}
 

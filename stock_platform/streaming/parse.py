@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pyspark.sql.types import (
     BinaryType,
@@ -38,6 +38,7 @@ __all__ = [
     "PARSED_SCHEMA",
     "QUOTE_SCHEMA",
     "DeadLetter",
+    "DeadLetterKind",
     "KafkaRecord",
     "ParsedBatch",
     "parse_batch",
@@ -107,6 +108,10 @@ class KafkaRecord(NamedTuple):
     key: bytes | None = None
 
 
+# The values of dead_letters.kind (sql/012).
+DeadLetterKind = Literal["contract", "database", "conflict", "closed_day"]
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record kept in the dead_letters table instead of stock_prices, with the reason.
@@ -118,7 +123,7 @@ class DeadLetter:
 
     record: KafkaRecord
     reason: str
-    kind: str = "contract"
+    kind: DeadLetterKind = "contract"
 
 
 def parse_record(record: KafkaRecord, now_ms: int | None = None) -> Quote | DeadLetter:

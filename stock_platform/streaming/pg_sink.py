@@ -39,10 +39,11 @@ __all__ = ["CANDLE_RECOMPUTE_SQL", "PostgresSink", "SinkResult", "TaskSpan", "co
 
 logger = logging.getLogger(__name__)
 
-# A replayed span's valid quotes that are not rows (refused by kind), so Redis gets what PostgreSQL got.
+# A replayed span's records that are dead letters, so Redis gets what PostgreSQL got. All kinds: a re-run
+# parses with a later wall clock, which can pass a record the first run judged too far in the future.
 _REFUSED_IN_SPAN = """
 SELECT kafka_offset FROM dead_letters
-WHERE topic = %s AND kafka_partition = %s AND kafka_offset >= %s AND kafka_offset < %s AND kind <> 'contract'
+WHERE topic = %s AND kafka_partition = %s AND kafka_offset >= %s AND kafka_offset < %s
 """
 
 
@@ -124,8 +125,9 @@ class PostgresSink:
         try:
             return self._write(span, remaining, isolate=False)
         except DATA_ERRORS as e:
-            self.close()
-            for _part in remaining:  # the rest of the span, parsed, for the second pass
+            # The transaction was rolled back and the connection is fine. Any chunk not handed over yet is
+            # parsed now, so the second pass covers the whole span.
+            for _part in remaining:
                 pass
             logger.warning("span %s: PostgreSQL refused its data (%s); writing it again record by record where needed",
                            span.key(), first_line(e))  # fmt: skip
@@ -151,8 +153,16 @@ class PostgresSink:
                 return dataclasses.replace(stored, refused_offsets=frozenset(o for (o,) in cur.fetchall()))
             writer = SpanWriter(cur)
             if isolate:
-                for part in parts:
+                chunks = list(parts)
+                writer.look_up_days(chunks)
+                for part in chunks:
                     writer.isolate(part)
+                if writer.refused_by_database and writer.refused_by_database == writer.valid:
+                    # Every record refused looks like a table-wide problem (a constraint, a full column) rather
+                    # than bad records; they are kept as dead letters (their payloads can be replayed) and the
+                    # job goes on, but say it loudly: the health page shows 'database' dead letters in red too.
+                    logger.error("PostgreSQL refused all %d valid records of span %s; check the table, not the data",
+                                 writer.valid, span.key())  # fmt: skip
             else:
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-sink") as pool:
                     futures = [pool.submit(writer.stage, part) for part in parts]

@@ -23,7 +23,7 @@ from psycopg2.extensions import cursor as PgCursor  # noqa: N812 - psycopg2's ow
 from psycopg2.extras import execute_values
 
 from stock_platform.quotes import Quote
-from stock_platform.storage.closed_days import closed_symbol_days, day_of_ms
+from stock_platform.storage.closed_days import DAY_MS, closed_symbol_days, day_number, day_of_ms
 from stock_platform.streaming import sink_sql
 from stock_platform.streaming.parse import DeadLetter, KafkaRecord, ParsedBatch
 
@@ -32,16 +32,17 @@ __all__ = ["DATA_ERRORS", "SpanWriter", "copy_text", "first_line"]
 logger = logging.getLogger(__name__)
 
 # Errors caused by the data itself, so retrying the same rows can only fail again: SQLSTATE classes 22 (data
-# exception) and 23 (integrity), 54 (program limit, such as an index row too large), and text that cannot
-# be encoded for PostgreSQL at all. Anything else (a lost connection, a lock timeout, a bug) is not the
-# records' fault: the task fails and Spark retries it, and nothing is dead-lettered for it.
+# exception) and 23 (integrity), 54 (program limit, such as an index row too large), P0001 (a validation
+# trigger's RAISE), and text that cannot be encoded for PostgreSQL at all. Anything else (a lost connection,
+# a lock timeout, a bug) is not the records' fault: the task fails and Spark retries it, and nothing is
+# dead-lettered for it.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.DataError,
     psycopg2.IntegrityError,
     psycopg2.errors.ProgramLimitExceeded,
+    psycopg2.errors.RaiseException,
     UnicodeEncodeError,
 )
-_DAY_MS = 86_400_000
 # PostgreSQL's TIMESTAMP reaches further, but a Kafka timestamp beyond year 9999 is noise, not a time.
 _MAX_KAFKA_MS = 253_402_300_799_999
 _MIN_KAFKA_MS = -2_208_988_800_000  # 1900
@@ -100,11 +101,12 @@ class SpanWriter:
         self.cur = cur
         self.valid = self.in_batch_duplicates = self.dead = 0
         self.inserted = self.candles = self.refused = 0
+        self.refused_by_database = 0
         # Offsets of valid quotes that did not become rows (so they are not published to Redis either).
         self.refused_offsets: set[int] = set()
         self._closed: set[tuple[str, int]] = set()
         self._checked_days: set[int] = set()
-        self._staged: list[tuple[Quote, KafkaRecord]] = []
+        self._staged: list[tuple[Sequence[Quote], Sequence[KafkaRecord]]] = []  # chunks: quotes and their records
 
     @property
     def duplicates(self) -> int:
@@ -113,10 +115,10 @@ class SpanWriter:
 
     def stage(self, part: ParsedBatch) -> None:
         """Copy a chunk's storable quotes into the stage and write its dead letters."""
-        pairs, dead = self._open_days_only(part)
-        if pairs:
-            self._copy(pairs)
-            self._staged.extend(pairs)
+        quotes, records, dead = self._open_days_only(part)
+        if quotes:
+            self._copy(quotes, records)
+            self._staged.append((quotes, records))
         self._insert_dead(dead)
 
     def flush(self) -> None:
@@ -125,62 +127,72 @@ class SpanWriter:
             self._insert_staged(self._staged)
             self._staged = []
 
+    def look_up_days(self, parts: Sequence[ParsedBatch]) -> None:
+        """Lock and look up the closed days of all these chunks at once.
+
+        `isolate` calls this first: it upserts candles chunk by chunk, and a writer holding candle locks must
+        not then queue for a day lock behind compaction, which may be waiting for another writer's candles.
+        """
+        self._look_up_days({q.event_time_ms // DAY_MS for part in parts for q in part.quotes})
+
     def isolate(self, part: ParsedBatch) -> None:
         """Write a chunk under savepoints; the records PostgreSQL refuses become dead letters of kind `database`."""
-        pairs, dead = self._open_days_only(part)
+        quotes, records, dead = self._open_days_only(part)
         self._insert_dead_isolated(dead)
-        if pairs:
-            self._isolated(pairs, self._stage_and_insert, self._refused_by_database)
+        if quotes:
+            self._isolated(list(zip(quotes, records, strict=True)), self._stage_and_insert, self._refused_by_database)
 
-    def _open_days_only(self, part: ParsedBatch) -> tuple[list[tuple[Quote, KafkaRecord]], list[DeadLetter]]:
-        """The chunk's quotes whose (symbol, day) is still open, and its dead letters plus the closed ones."""
+    def _open_days_only(self, part: ParsedBatch) -> tuple[Sequence[Quote], Sequence[KafkaRecord], list[DeadLetter]]:
+        """The chunk's quotes (and records) whose (symbol, day) is still open; its dead letters plus the closed ones."""
         self.valid += len(part.quotes)
         self.in_batch_duplicates += part.duplicates_in_batch
-        pairs = list(zip(part.quotes, part.quote_records, strict=True))
-        days = {q.event_time_ms // _DAY_MS for q in part.quotes} - self._checked_days
-        if days:
-            found = closed_symbol_days(self.cur, days)
-            self._closed |= found
-            self._checked_days |= days
+        quotes, records = part.quotes, part.quote_records
+        self._look_up_days({q.event_time_ms // DAY_MS for q in quotes})
         dead = list(part.dead_letters)
-        if self._closed:
-            kept = []
-            for quote, record in pairs:
-                if (quote.symbol, quote.event_time_ms // _DAY_MS) in self._closed:
-                    day = day_of_ms(quote.event_time_ms)
-                    reason = (f"{quote.symbol} {day} is compacted (its raw ticks were removed after verification):"
-                              " its candles and daily bar are final, so the tick is not added again")  # fmt: skip
-                    dead.append(DeadLetter(record, reason, "closed_day"))
-                    self._refuse(record)
-                else:
-                    kept.append((quote, record))
-            pairs = kept
-        return pairs, dead
+        if not self._closed:
+            return quotes, records, dead
+        kept_quotes, kept_records = [], []
+        for quote, record in zip(quotes, records, strict=True):
+            if (quote.symbol, day_number(quote.event_time_ms)) in self._closed:
+                day = day_of_ms(quote.event_time_ms)
+                reason = (f"{quote.symbol} {day} is compacted (its raw ticks were removed after verification):"
+                          " its candles and daily bar are final, so the tick is not added again")  # fmt: skip
+                dead.append(DeadLetter(record, reason, "closed_day"))
+                self._refuse(record)
+            else:
+                kept_quotes.append(quote)
+                kept_records.append(record)
+        return kept_quotes, kept_records, dead
+
+    def _look_up_days(self, days: set[int]) -> None:
+        new = days - self._checked_days
+        if new:
+            self._closed |= closed_symbol_days(self.cur, new)
+            self._checked_days |= new
 
     def _refuse(self, record: KafkaRecord) -> None:
         self.refused += 1
         self.refused_offsets.add(record.offset)
 
-    def _copy(self, pairs: Sequence[tuple[Quote, KafkaRecord]]) -> None:
-        quotes, records = zip(*pairs, strict=True)
+    def _copy(self, quotes: Sequence[Quote], records: Sequence[KafkaRecord]) -> None:
         # Encoded here, strictly, so text PostgreSQL could never read fails before the COPY starts.
         data = copy_text(quotes, records).encode("utf-8")
         self.cur.copy_expert(sink_sql.STAGE_COPY, io.BytesIO(data))
 
-    def _insert_staged(self, staged: Sequence[tuple[Quote, KafkaRecord]]) -> None:
+    def _insert_staged(self, staged: Sequence[tuple[Sequence[Quote], Sequence[KafkaRecord]]]) -> None:
         self.cur.execute(sink_sql.INSERT_AND_CANDLES)
         inserted, candles = (int(n) for n in self.cur.fetchone())
         self.inserted += inserted
         self.candles += candles
-        if inserted < len(staged):
+        if inserted < sum(len(quotes) for quotes, _records in staged):
             self._record_conflicts(staged)
 
-    def _record_conflicts(self, staged: Sequence[tuple[Quote, KafkaRecord]]) -> None:
+    def _record_conflicts(self, staged: Sequence[tuple[Sequence[Quote], Sequence[KafkaRecord]]]) -> None:
         self.cur.execute(sink_sql.CONFLICTS)
         rows = self.cur.fetchall()
         if not rows:
             return
-        by_offset = {record.offset: (quote, record) for quote, record in staged}
+        by_offset = {r.offset: (q, r) for quotes, records in staged for q, r in zip(quotes, records, strict=True)}
         dead = []
         for offset, stored_price in rows:
             quote, record = by_offset[offset]
@@ -194,8 +206,10 @@ class SpanWriter:
         self._insert_dead(dead)
 
     def _stage_and_insert(self, pairs: Sequence[tuple[Quote, KafkaRecord]]) -> None:
-        self._copy(pairs)
-        self._insert_staged(pairs)
+        quotes = [q for q, _r in pairs]
+        records = [r for _q, r in pairs]
+        self._copy(quotes, records)
+        self._insert_staged([(quotes, records)])
         self.cur.execute(sink_sql.STAGE_CLEAR)
 
     def _refused_by_database(self, pair: tuple[Quote, KafkaRecord], error: BaseException) -> None:
@@ -203,13 +217,13 @@ class SpanWriter:
         logger.warning("PostgreSQL refused the record at %s/%s offset %s: %s", record.topic, record.partition,
                        record.offset, first_line(error))  # fmt: skip
         self._refuse(record)
+        self.refused_by_database += 1
         self._insert_dead_isolated([DeadLetter(record, f"refused by PostgreSQL: {first_line(error)}", "database")])
 
     def _insert_dead(self, dead: Sequence[DeadLetter]) -> None:
         if dead:
             self.dead += len(dead)
-            execute_values(self.cur, sink_sql.DEAD_LETTERS, [_dead_letter_row(d) for d in dead],
-                           template=sink_sql.DEAD_LETTER_ROW)  # fmt: skip
+            self._insert_dead_rows(dead)
 
     def _insert_dead_isolated(self, dead: Sequence[DeadLetter]) -> None:
         if dead:

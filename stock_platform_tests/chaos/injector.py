@@ -51,7 +51,7 @@ def _bad(phase: int, n: int) -> BadRecord:
             "producer_id": key, "seq": n}  # fmt: skip
     kinds: list[tuple[bytes | None, str]] = [
         (f"{key} is {{not json".encode(), "not valid JSON"),
-        (json.dumps({**good, "price": -1.5}).encode(), "must be > 0"),
+        (json.dumps({**good, "price": -1.5}).encode(), "must be between 0.01"),
         (json.dumps({k: v for k, v in good.items() if k != "price"}).encode(), "missing field 'price'"),
         (json.dumps({**good, "event_time_ms": good["event_time_ms"] + 3 * 3_600_000}).encode(), "in the future"),
         (json.dumps({**good, "symbol": "bad symbol!"}).encode(), "field 'symbol'"),

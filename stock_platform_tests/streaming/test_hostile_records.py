@@ -9,13 +9,16 @@ record with a stored key (conflict), a tick of a day compaction closed.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
 
-from stock_platform.orchestration.compaction import compact_day
+from stock_platform.orchestration.compaction import CompactionReport, build_daily_bars, compact_day, delete_verified_ticks
 from stock_platform.quotes import Quote
+from stock_platform.runtime.processes import wait_until
+from stock_platform.storage.closed_days import closed_symbol_days, day_number
 from stock_platform.storage.migrations import apply_migrations
 from stock_platform.streaming.parse import KafkaRecord
 from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL
@@ -58,8 +61,8 @@ def test_records_the_old_contract_let_through_to_postgresql_are_dead_letters_now
         (_raw(producer_id="lone \ud800 surrogate"), "'producer_id' must be printable"),
         (_raw(producer_id="bell\x07"), "'producer_id' must be printable"),
         (_raw(price=0.001), "between 0.01 and"),  # stored as 0.00 before
-        (_raw(volume=2**62), "'volume' must be between 0 and 1000000000000"),  # two of them overflowed a candle
-        (_raw(volume=2**62, event_time_ms=BASE_MS + 1), "'volume' must be between 0 and 1000000000000"),
+        (_raw(volume=2**62), "'volume' must be between 0 and 100000000000"),  # two of them overflowed a candle
+        (_raw(volume=2**62, event_time_ms=BASE_MS + 1), "'volume' must be between 0 and 100000000000"),
     ]
     values = [q.to_json() for q in good] + [v for v, _ in hostile]
     [summary] = write_records(_config(clean_tables, "q"), _records(values))
@@ -174,3 +177,77 @@ def test_ticks_of_a_compacted_day_are_refused_so_candles_and_bars_never_count_tw
     )
     assert (fresh.inserted, fresh.dead_letters) == (8, 0)
     assert BatchSummary((reread, fresh)).rows_in == 89
+
+
+def test_market_data_is_compared_as_the_table_rounds_it(clean_tables: str) -> None:
+    """PostgreSQL rounds half away from zero to cents; the contract's comparison and the sink's SQL must agree."""
+    at = BASE_MS + 123
+
+    def one(price: float, producer: str, offset: int):  # noqa: ANN202 - a TaskSummary
+        quote = Quote("AAPL", price, at, "replay", producer, offset, 1)
+        [summary] = write_records(_config(clean_tables, "q", offset), _records([quote.to_json()], first_offset=offset))
+        return summary
+
+    assert one(100.005, "a", 0).inserted == 1  # stored as 100.01
+    assert one(100.01, "b", 1).duplicates == 1  # the same cents: the same fact
+    assert one(100.0049, "c", 2).dead_letters == 1  # 100.00: another price
+    assert fetch(clean_tables, "SELECT price::text FROM stock_prices") == [("100.01",)]
+    assert fetch(clean_tables, "SELECT kafka_offset, kind FROM dead_letters") == [(2, "conflict")]
+
+
+def test_a_tick_stored_after_the_bars_were_built_keeps_its_day_open_until_they_are_rebuilt(clean_tables: str) -> None:
+    """Compaction builds bars, then (later, under the day's lock) removes ticks: a tick in between must not be lost."""
+    day = datetime.fromtimestamp(BASE_MS / 1000, UTC).date()
+    quotes = make_quotes(40, step_ms=1_000)
+    write_records(_config(clean_tables, "live"), _records([q.to_json() for q in quotes]))
+    conn = psycopg2.connect(clean_tables)
+    try:
+        report = CompactionReport(day=day)
+        build_daily_bars(conn, day, report)
+        late = Quote("MSFT", 555.55, BASE_MS + 60_000, "replay", "late", 1, 3)
+        [stored] = write_records(_config(clean_tables, "live", 1), _records([late.to_json()], first_offset=100))
+        assert stored.inserted == 1
+        delete_verified_ticks(conn, day, 1, day + timedelta(days=5), report)
+    finally:
+        conn.close()
+    left = fetch(clean_tables, "SELECT symbol, count(*) FROM stock_prices GROUP BY symbol")
+    assert left == [("MSFT", 11)]  # its bar no longer matches its ticks: kept for the next run
+    closed = fetch(clean_tables, "SELECT symbol FROM stock_daily_bars WHERE ticks_removed_at IS NOT NULL ORDER BY 1")
+    assert closed == [("AAPL",), ("BRK.B",), ("NVDA",)]
+
+    compact_day(clean_tables, day, retention_days=1, today=day + timedelta(days=5))  # the next run rebuilds
+    assert fetch(clean_tables, "SELECT count(*) FROM stock_prices") == [(0,)]
+    bars = fetch(clean_tables, "SELECT symbol, trade_count, verified FROM stock_daily_bars WHERE symbol = 'MSFT'")
+    assert bars == [("MSFT", 11, True)]
+
+
+def test_compaction_waits_for_a_writer_that_looked_at_the_day(clean_tables: str) -> None:
+    """The writer's shared day lock holds compaction off until the writer commits (then it sees its ticks)."""
+    day = datetime.fromtimestamp(BASE_MS / 1000, UTC).date()
+    write_records(_config(clean_tables, "live"), _records([q.to_json() for q in make_quotes(8)]))
+    compact_day(clean_tables, day, retention_days=30, today=day + timedelta(days=1))  # bars only
+    writer = psycopg2.connect(clean_tables)
+    done = threading.Event()
+
+    def compact() -> None:
+        conn = psycopg2.connect(clean_tables)
+        try:
+            delete_verified_ticks(conn, day, 1, day + timedelta(days=5), CompactionReport(day=day))
+        finally:
+            conn.close()
+            done.set()
+
+    try:
+        with writer.cursor() as cur:
+            assert closed_symbol_days(cur, [day_number(BASE_MS)]) == set()
+            thread = threading.Thread(target=compact)
+            thread.start()
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            assert wait_until(lambda: fetch(clean_tables, waiting) == [(1,)], 10, interval=0.1)
+            assert not done.is_set()
+        writer.commit()
+        thread.join(10)
+        assert done.is_set()
+    finally:
+        writer.close()
+    assert fetch(clean_tables, "SELECT count(*) FROM stock_prices") == [(0,)]
