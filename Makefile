@@ -55,14 +55,23 @@ lint: install
 	$(BIN)/ruff check stock_platform stock_platform_tests bench
 	$(BIN)/ruff format --check stock_platform stock_platform_tests bench
 
+# The benchmarks make scratch databases as the superuser, so they read the admin password file (every role),
+# kept beside the PostgreSQL cluster; the platform's own programs each get a narrower one.
+ADMIN_PGPASSFILE_CMD := from stock_platform.config import load_settings; from stock_platform.runtime.postgres import PostgresServer; \
+	print(PostgresServer(load_settings()).admin_passfile)
+
 bench: install
 	$(BIN)/stock-platform services up
-	$(BIN)/python -m bench
+	PGPASSFILE="$$($(BIN)/python -c '$(ADMIN_PGPASSFILE_CMD)')" $(BIN)/python -m bench
 
 # The full fault-injection run: 100,000 quotes, all six faults (make test runs a short form).
 chaos: install
 	$(BIN)/stock-platform services up
 	CHAOS_QUOTES=$${CHAOS_QUOTES:-100000} $(BIN)/pytest -m chaos -s -p no:cacheprovider $(PYTEST_ARGS) stock_platform_tests/chaos
 
+# Removes the data dir: logs, Kafka, checkpoints and, normally, the PostgreSQL cluster with every password file.
+# As root with the data dir where the `postgres` user cannot reach (a checkout under /root), the cluster lives in
+# /var/lib/stock-platform/<digest> with its admin password file beside it, so both stay, and the next `make up`
+# opens the cluster and gives its roles their passwords again.
 clean: down
 	rm -rf $(STOCK_DATA_DIR)

@@ -4,8 +4,9 @@ Each field names its environment variable; every one has a default that works
 on one laptop, so `make up` needs no configuration at all. The secrets (the
 Finnhub key, the Kafka and dashboard passwords) are held in fields excluded from
 `repr` so they never reach a log line. The local PostgreSQL's passwords are in
-no setting at all: libpq reads them from the password file `services up` writes
-(`use_local_passfile`).
+no setting at all: libpq reads them from the password file `services up` writes,
+which the platform names in each child's PGPASSFILE (`runtime.apps`, `runtime.app_env`).
+Reading the settings changes nothing, not even this process's environment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from stock_platform.config_checks import check_cluster
-from stock_platform.config_passfile import use_local_passfile
 
 __all__ = ["Settings", "load_settings"]
 
@@ -155,7 +155,7 @@ class Settings:
 
     @property
     def postgres_passfile(self) -> Path:
-        """The libpq password file (mode 0600) holding the passwords `services up` generated for the local PostgreSQL."""
+        """The writers' libpq password file (mode 0600): only the platform role's password, which `services up` generated."""
         return self.data_dir / "secrets" / "pgpass"
 
     @property
@@ -292,5 +292,4 @@ def load_settings() -> Settings:
         dead_letters_warn_per_hour=_env_int("DEAD_LETTERS_WARN_PER_HOUR", d.dead_letters_warn_per_hour),
     )
     check_cluster(settings)
-    use_local_passfile(settings)
     return settings

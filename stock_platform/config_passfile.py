@@ -1,15 +1,15 @@
-"""Which password file libpq reads: the local server's own, which `services up` writes, when the DSN names it.
+"""Which password file libpq reads for the local server, decided from the settings alone.
 
-The local PostgreSQL requires passwords, generated once and kept in a libpq
-password file (`Settings.postgres_passfile`, mode 0600). Pointing PGPASSFILE at
-it lets every connection of a process and of its children (psycopg2, and
-SQLAlchemy under Dagster) find its password, so no DSN, log line or command
-line ever carries one.
+The local PostgreSQL requires passwords, generated once and kept in libpq
+password files (mode 0600) that `services up` writes. Nothing here touches the
+environment: the platform names a file in each child's PGPASSFILE
+(`runtime.apps`, `runtime.app_env`), and a connection this process opens itself names the file
+in its DSN (`with_local_passfile`), so no DSN, log line or command line ever
+carries a password and no setting reaches a process that did not ask for it.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -18,7 +18,7 @@ import psycopg2.extensions
 if TYPE_CHECKING:
     from stock_platform.config import Settings
 
-__all__ = ["dsn_is_local", "use_local_passfile"]
+__all__ = ["dsn_is_local", "with_local_passfile"]
 
 
 def dsn_is_local(dsn: str, port: int) -> bool:
@@ -30,16 +30,13 @@ def dsn_is_local(dsn: str, port: int) -> bool:
     return params.get("host") in {"127.0.0.1", "localhost"} and str(params.get("port") or 5432) == str(port)
 
 
-def use_local_passfile(settings: Settings) -> bool:
-    """Set PGPASSFILE to the local server's password file when that exists and POSTGRES_DSN names that server.
+def with_local_passfile(settings: Settings) -> str:
+    """POSTGRES_DSN naming the writers' password file (libpq's `passfile`) when it names the local server.
 
-    A PGPASSFILE already set wins (the platform sets its children's, the dashboard's to a file of its own);
-    a remote DSN keeps libpq's own lookup (~/.pgpass). True when PGPASSFILE now names the local file.
+    For a connection this process opens itself (`platform up` applying the migrations): the file is
+    named in the DSN rather than in PGPASSFILE, so the process's environment, which its children
+    inherit, stays as it was. Another server's DSN is returned as it is (libpq's own lookup serves it).
     """
-    path = str(settings.postgres_passfile)
-    if os.environ.get("PGPASSFILE"):
-        return os.environ["PGPASSFILE"] == path
-    if not settings.postgres_passfile.is_file() or not dsn_is_local(settings.postgres_dsn, settings.postgres_port):
-        return False
-    os.environ["PGPASSFILE"] = path
-    return True
+    if not dsn_is_local(settings.postgres_dsn, settings.postgres_port):
+        return settings.postgres_dsn
+    return psycopg2.extensions.make_dsn(settings.postgres_dsn, passfile=str(settings.postgres_passfile))

@@ -26,18 +26,22 @@ def base_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def services(base_settings: Settings) -> Settings:
+def services(base_settings: Settings) -> Iterator[Settings]:
     """Start PostgreSQL, Redis and Kafka if they are not running (idempotent), and fetch Spark's connector.
 
-    Then every connection of the session finds the local PostgreSQL's generated passwords (PGPASSFILE), even
-    when this `services up` is the first and wrote the password file after the settings were read.
+    The tests act as the operator: they make scratch databases as the superuser and read as each role,
+    so for the session PGPASSFILE names the admin password file (every role), as an operator's shell
+    would; the platform's own programs each get a narrower one.
     """
-    from stock_platform.config_passfile import use_local_passfile
+    from stock_platform.config_passfile import dsn_is_local
+    from stock_platform.runtime.postgres import PostgresServer
     from stock_platform.runtime.services import services_up
 
     services_up(base_settings)
-    use_local_passfile(base_settings)
-    return base_settings
+    with pytest.MonkeyPatch.context() as mp:
+        if dsn_is_local(base_settings.postgres_dsn, base_settings.postgres_port):
+            mp.setenv("PGPASSFILE", str(PostgresServer(base_settings).admin_passfile))
+        yield base_settings
 
 
 @pytest.fixture(scope="session")

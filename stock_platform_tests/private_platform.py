@@ -26,7 +26,7 @@ from stock_platform.runtime.postgres import cluster_root
 
 __all__ = ["PrivatePlatform", "cluster_env", "free_port_block", "free_ports"]
 
-# PGPASSFILE too: the private platform's PostgreSQL has passwords of its own, in its own data dir.
+# PGPASSFILE too: the private platform's PostgreSQL has passwords of its own, in its own files.
 _SCRUBBED = (
     "POSTGRES_", "REDIS_", "KAFKA_", "DAGSTER_", "DASHBOARD_", "FINNHUB_", "STOCK_", "SIMULATOR_", "SPARK_", "PRODUCER_",
     "PGPASSFILE",
@@ -112,6 +112,8 @@ class PrivatePlatform:
             for key, value in self.env.items():
                 mp.setenv(key, value)
             settings = load_settings()
+        # What the platform gives its writers, for a program a test starts by hand (`stock-platform stream`).
+        self.env["PGPASSFILE"] = str(settings.postgres_passfile)
         # The test process keeps the shared server's PGPASSFILE; this platform's DSN names its own password file.
         dsn = make_dsn(settings.postgres_dsn, passfile=str(settings.postgres_passfile))
         self.settings: Settings = dataclasses.replace(settings, postgres_dsn=dsn)
@@ -129,10 +131,10 @@ class PrivatePlatform:
         if done.returncode != 0:
             raise RuntimeError(f"platform up failed: {done.stderr[-3000:]}")
 
-    def down(self) -> None:
-        """`stock-platform platform down`, then remove the PostgreSQL cluster if it lives outside the data dir."""
+    def down(self) -> subprocess.CompletedProcess[str]:
+        """`stock-platform platform down`, then remove a PostgreSQL cluster kept outside the data dir, admin file included."""
         try:
-            self.cli("platform", "down", timeout=300)
+            return self.cli("platform", "down", timeout=300)
         finally:
             root = cluster_root(self.settings.data_dir)
             if not root.is_relative_to(self.settings.data_dir):

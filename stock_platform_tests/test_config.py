@@ -192,7 +192,7 @@ def test_dashboard_password_is_a_secret_and_the_limits_are_read(cluster_env: pyt
 
 @pytest.fixture
 def passfile_env(cluster_env: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:
-    """A data dir whose local PostgreSQL has a password file, and no PGPASSFILE chosen yet (restored afterwards)."""
+    """A data dir whose local PostgreSQL has a password file, and no PGPASSFILE chosen (restored afterwards)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "pgpass").write_text("127.0.0.1:5432:*:stock:x\n")
     cluster_env.setenv("STOCK_DATA_DIR", str(tmp_path))
@@ -200,29 +200,35 @@ def passfile_env(cluster_env: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatc
     return cluster_env
 
 
-def test_the_local_password_file_is_used_when_the_dsn_is_the_local_server(passfile_env: pytest.MonkeyPatch, tmp_path) -> None:
+def test_loading_the_settings_changes_no_environment_variable(passfile_env: pytest.MonkeyPatch, tmp_path) -> None:
     import os
 
+    before = dict(os.environ)
     settings = load_settings()
+    assert dict(os.environ) == before, "PGPASSFILE (or anything else) is set only in the children's environments"
     assert settings.postgres_passfile == tmp_path / "secrets" / "pgpass"
-    assert os.environ["PGPASSFILE"] == str(settings.postgres_passfile)
     assert settings.postgres_dsn == "postgresql://stock@127.0.0.1:5432/stock", "the DSN itself carries no password"
 
 
+def test_a_connection_of_our_own_names_the_local_password_file_in_its_dsn(passfile_env: pytest.MonkeyPatch, tmp_path) -> None:
+    from psycopg2.extensions import parse_dsn
+
+    from stock_platform.config_passfile import with_local_passfile
+
+    dsn = parse_dsn(with_local_passfile(load_settings()))
+    assert dsn["passfile"] == str(tmp_path / "secrets" / "pgpass") and "password" not in dsn
+    assert (dsn["user"], dsn["host"], dsn["port"], dsn["dbname"]) == ("stock", "127.0.0.1", "5432", "stock")
+
+
 @pytest.mark.parametrize(
-    ("env", "expected"),
+    "dsn",
     [
-        ({"POSTGRES_DSN": "postgresql://app@db.example.com:5432/stock"}, None),  # remote: libpq's own lookup stays
-        ({"POSTGRES_DSN": "postgresql://stock@127.0.0.1:6543/stock"}, None),  # another local server
-        ({"PGPASSFILE": "/home/me/.pgpass"}, "/home/me/.pgpass"),  # one chosen already wins
+        "postgresql://app@db.example.com:5432/stock",  # remote: libpq's own lookup stays
+        "postgresql://stock@127.0.0.1:6543/stock",  # another local server than POSTGRES_PORT's
     ],
 )
-def test_the_local_password_file_is_left_alone_otherwise(
-    passfile_env: pytest.MonkeyPatch, env: dict[str, str], expected: str | None
-) -> None:
-    import os
+def test_another_servers_dsn_is_left_as_it_is(passfile_env: pytest.MonkeyPatch, dsn: str) -> None:
+    from stock_platform.config_passfile import with_local_passfile
 
-    for name, value in env.items():
-        passfile_env.setenv(name, value)
-    load_settings()
-    assert os.environ.get("PGPASSFILE") == expected
+    passfile_env.setenv("POSTGRES_DSN", dsn)
+    assert with_local_passfile(load_settings()) == dsn

@@ -1,4 +1,10 @@
-"""`stock-platform dashboard [--port P]`: run the Streamlit dashboard in the foreground."""
+"""`stock-platform dashboard [--port P]`: run the Streamlit dashboard in the foreground.
+
+Streamlit replaces this process with the dashboard's own environment
+(`runtime.app_env.dashboard_env`), the same one `platform up` gives it: started
+by hand from a shell holding the Finnhub key or a writer's password, the
+dashboard still receives neither.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +28,12 @@ def streamlit_argv(port: int, address: str = "127.0.0.1") -> list[str]:
 
 
 def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from stock_platform.runtime.app_env import dashboard_env
+
     argv = streamlit_argv(args.port or settings.dashboard_port, args.address)
+    env = dashboard_env(settings, os.environ)
     sys.stdout.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with Streamlit; argv is ours
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with Streamlit; argv is ours
     return 0  # not reached
 
 

@@ -2,7 +2,8 @@
 
 Thresholds live here, not in the page, so tests pin them down. Anything that
 cannot be measured (Kafka or Dagster unreachable, no heartbeat yet) is a
-status with a reason, never an exception.
+status with a reason, never an exception. A component's failed runs and its
+supervisor's decision are judged in `dashboard.run_health`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from enum import Enum
 
 from stock_platform.dashboard.cache import ttl_cache
 from stock_platform.kafka_options import KafkaSecurity, kafka_python_options
-from stock_platform.orchestration.backoff import BACKOFF_MAX_SECONDS, HEALTHY_RUN_SECONDS, backoff_seconds, first_line
 
 __all__ = [
     "DEAD_LETTER_KINDS",
@@ -21,13 +21,11 @@ __all__ = [
     "SUPERVISED_JOBS",
     "ComponentState",
     "DagsterRuns",
-    "FailureState",
     "KafkaLag",
     "Level",
     "age_level",
     "dagster_runs",
     "dead_letter_level",
-    "failure_state",
     "heartbeat_state",
     "kafka_end_offsets",
     "kafka_lag",
@@ -58,8 +56,6 @@ DEAD_LETTER_KINDS: dict[str, str] = {
     "conflict": "conflicting duplicate: same symbol and time, other market data",
     "closed_day": "for a day already compacted",
 }
-# Two failures further apart than a run's healthy life plus the longest wait (and a tick to notice) are separate events.
-_STREAK_GAP_S = HEALTHY_RUN_SECONDS + BACKOFF_MAX_SECONDS + 60.0
 
 
 class Level(Enum):
@@ -238,48 +234,6 @@ def dagster_runs(url: str) -> DagsterRuns:
         return DagsterRuns(dict.fromkeys(SUPERVISED_JOBS), [], "Dagster answered without a run list")
     supervised = {job: (results[job][0] if results[job] else None) for job in SUPERVISED_JOBS}
     return DagsterRuns(supervised, results["recent"])
-
-
-@dataclass(frozen=True)
-class FailureState:
-    """A supervised component's failed runs: its light, failures in a row, the wait before the next launch, the last error."""
-
-    level: Level
-    in_a_row: int
-    last_hour: int
-    age_s: float | None
-    wait_s: float
-    reason: str
-
-    @property
-    def word(self) -> str:
-        """`backing off`, `failing`, `failed recently` or `no failed run in the last hour`."""
-        if self.level is Level.GREEN:
-            return "no failed run in the last hour"
-        if self.level is Level.AMBER:
-            return "failed recently"
-        return "backing off" if self.wait_s > 0 else "failing"
-
-
-def failure_state(failures: list[tuple[float, str]]) -> FailureState:
-    """Judge a component by its `run_failures` rows, (age in seconds, error) newest first.
-
-    The table holds failures only, so the streak the supervisor backs off on is estimated: failures
-    closer together than a healthy run's life plus the longest backoff. Red while the streak is 2 or
-    more and its newest failure is recent; amber for any failure in the last hour.
-    """
-    if not failures or failures[0][0] >= 3600:
-        return FailureState(Level.GREEN, 0, 0, failures[0][0] if failures else None, 0.0, "")
-    in_a_row = 1
-    for (newer, _), (older, _) in zip(failures, failures[1:], strict=False):
-        if older - newer > _STREAK_GAP_S:
-            break
-        in_a_row += 1
-    age, error = failures[0]
-    last_hour = sum(1 for a, _ in failures if a < 3600)
-    wait = max(0.0, backoff_seconds(in_a_row) - age)
-    looping = in_a_row >= 2 and age < backoff_seconds(in_a_row) + HEALTHY_RUN_SECONDS
-    return FailureState(Level.RED if looping else Level.AMBER, in_a_row, last_hour, age, wait, first_line(error))
 
 
 def dead_letter_level(by_kind: dict[str, tuple[int, int]], warn_per_hour: int) -> Level:

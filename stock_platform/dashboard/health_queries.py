@@ -1,4 +1,4 @@
-"""PostgreSQL reads behind the pipeline-health page: freshness, throughput, offsets, dead letters, failed runs.
+"""PostgreSQL reads behind the pipeline-health page: freshness, throughput, offsets, dead letters, failed runs, supervisors.
 
 The newest tick per symbol uses a loose index scan (a recursive walk of
 `idx_symbol_time`, one probe per symbol) instead of `GROUP BY symbol`, which
@@ -15,6 +15,7 @@ import pandas as pd
 
 from stock_platform.dashboard.cache import ttl_cache
 from stock_platform.dashboard.connections import pg_cursor
+from stock_platform.dashboard.run_health import SupervisorDecision
 from stock_platform.storage.stream_offsets import COMMITTED_OFFSETS_SQL, merge_committed_offsets, parse_offsets
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "parse_offsets",
     "recent_run_failures",
     "rows_per_minute",
+    "supervisor_decisions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,15 @@ SELECT component, age_s, error FROM (
     FROM run_failures WHERE component = ANY(%(components)s)
 ) AS f
 WHERE n <= %(limit)s ORDER BY component, age_s
+"""
+
+# Each supervisor's newest decision; ages by the database's clock, which also stamped the decision.
+_DECISIONS_SQL = """
+SELECT component, action, failures,
+       coalesce(extract(epoch FROM next_launch_at - (now() AT TIME ZONE 'UTC')), 0)::float8 AS wait_s,
+       extract(epoch FROM (now() AT TIME ZONE 'UTC') - decided_at)::float8 AS age_s,
+       reason, last_error
+FROM supervisor_decisions WHERE component = ANY(%(components)s)
 """
 
 
@@ -149,3 +160,21 @@ def recent_run_failures(dsn: str, components: tuple[str, ...], limit: int = 20) 
     for component, age_s, error in rows:
         out[component].append((float(age_s), error))
     return out
+
+
+@ttl_cache(CACHE_SECONDS)
+def supervisor_decisions(dsn: str, components: tuple[str, ...]) -> dict[str, SupervisorDecision]:
+    """Each component's newest supervisor decision; a component whose supervisor never stored one is left out.
+
+    A database not yet migrated to sql/014 has no decisions rather than an error: failed runs still show.
+    """
+    with pg_cursor(dsn) as cur:
+        cur.execute("SELECT to_regclass('supervisor_decisions') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute(_DECISIONS_SQL, {"components": list(components)})
+        rows = cur.fetchall()
+    return {
+        component: SupervisorDecision(action, int(failures), float(wait_s), float(age_s), reason, last_error)
+        for component, action, failures, wait_s, age_s, reason, last_error in rows
+    }

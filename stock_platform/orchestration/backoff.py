@@ -8,7 +8,11 @@ configuration, a broken dependency) does not start Spark every ten seconds on
 a two-core machine. A run that lived `HEALTHY_RUN_SECONDS` or longer ends the
 streak: it worked for a while, so its failure is not part of a crash loop.
 
-No Dagster import here: the dashboard's health page uses the same schedule.
+A run the supervisor stopped (hung, stalled, silent) is a failure too, and its
+working life ends at its last sign of work, not when it was stopped: a stream
+that hangs on its first batch is stopped minutes later, but never worked.
+
+No Dagster import here, so the rule is tested on its own.
 """
 
 from __future__ import annotations
@@ -52,19 +56,25 @@ def first_line(text: str, limit: int = 200) -> str:
 
 @dataclass(frozen=True)
 class EndedRun:
-    """A run of a supervised component that has ended: whether it failed, and when it started and ended (epoch s)."""
+    """A run of a supervised component that has ended: whether it failed, and when it started and ended (epoch s).
+
+    `worked_until` is set for a run its supervisor stopped: its last commit or beat (or its start when it
+    never showed one), which is where its working life ended.
+    """
 
     run_id: str
     failed: bool
     started: float | None
     ended: float | None
+    worked_until: float | None = None
 
     @property
     def lifetime(self) -> float:
-        """How long it ran; 0 for a run that failed before it started."""
-        if self.started is None or self.ended is None:
+        """How long it worked; 0 for a run that failed before it started."""
+        end = self.ended if self.worked_until is None else self.worked_until
+        if self.started is None or end is None:
             return 0.0
-        return max(0.0, self.ended - self.started)
+        return max(0.0, end - self.started)
 
 
 @dataclass(frozen=True)
@@ -82,23 +92,28 @@ class FailureStreak:
         return backoff_seconds(self.count)
 
     def wait(self, now: float) -> float:
-        """Seconds still to wait before the next launch (0: launch now)."""
-        if self.count < 1 or self.last_end is None:
-            return 0.0
-        return max(0.0, self.last_end + self.delay - now)
+        """Seconds still to wait before the next launch (0: launch now).
 
-    def plus(self, started: float | None, ended: float, error: str) -> FailureStreak:
-        """The streak once one more run fails at `ended`; a run that lived long resets it instead."""
-        if started is not None and ended - started >= HEALTHY_RUN_SECONDS:
+        With no end time known the wait counts from `now`: a streak of failures still holds a launch back.
+        """
+        if self.count < 1:
+            return 0.0
+        last_end = now if self.last_end is None else self.last_end
+        return max(0.0, last_end + self.delay - now)
+
+    def plus(self, run: EndedRun, error: str) -> FailureStreak:
+        """The streak once `run` fails too; a run that worked long resets it instead."""
+        if run.lifetime >= HEALTHY_RUN_SECONDS:
             return FailureStreak()
-        return FailureStreak(self.count + 1, ended, "", error)
+        return FailureStreak(self.count + 1, run.ended, run.run_id, error)
 
 
 def streak_of(runs_newest_first: Iterable[EndedRun]) -> FailureStreak:
-    """Count failed short-lived runs from the newest back to the first run that succeeded, was stopped, or lived long.
+    """Count failed short-lived runs from the newest back to the first run that succeeded, was cancelled, or worked long.
 
-    A cancelled run counts as the end of the streak: the supervisor cancels only runs that hung or
-    stalled, which it judges after minutes, so they cannot make a hot loop.
+    The caller marks a run its supervisor stopped as failed; a run cancelled by anyone else (an
+    operator) ends the streak, as a success does. The streak's end is the newest failure's end, or
+    its start when Dagster recorded no end.
     """
     count, newest = 0, None
     for run in runs_newest_first:
@@ -108,4 +123,5 @@ def streak_of(runs_newest_first: Iterable[EndedRun]) -> FailureStreak:
         count += 1
     if newest is None:
         return FailureStreak()
-    return FailureStreak(count, newest.ended, newest.run_id)
+    last_end = newest.ended if newest.ended is not None else newest.started
+    return FailureStreak(count, last_end, newest.run_id)

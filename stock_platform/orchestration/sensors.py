@@ -9,8 +9,14 @@ nothing: the rule then judges the run by its process), and, for the stream,
 its progress against Kafka (`orchestration.stream_progress`). It never starts a
 second copy: the tag also has a concurrency limit of 1 in dagster.yaml, so a
 replacement waits in the queue until the old run has ended.
+
+A run it stops is tagged with the reason first, so the failure streak counts it
+though it ends as cancelled, and gets a `run_failures` row; each decision is
+stored for the health page (`orchestration.supervisor_db`). The sensor's cursor
+carries one observation between ticks: since when no fresh heartbeat was seen.
 """
 
+import json
 import logging
 import time
 
@@ -19,9 +25,11 @@ import dagster as dg
 from stock_platform.orchestration.backoff import first_line
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
 from stock_platform.orchestration.run_history import ACTIVE_STATUSES, active_runs, failure_reason, failure_streak
+from stock_platform.orchestration.stall import STALL_SECONDS
 from stock_platform.orchestration.stream_progress import read_stream_progress
-from stock_platform.orchestration.supervised import SUPERVISED_TAG
-from stock_platform.orchestration.supervision import STALL_SECONDS, STARTUP_GRACE_SECONDS, decide
+from stock_platform.orchestration.supervised import STOPPED_TAG, SUPERVISED_TAG, WORKED_UNTIL_TAG
+from stock_platform.orchestration.supervision import STARTUP_GRACE_SECONDS, Decision, decide
+from stock_platform.orchestration.supervisor_db import record_decision, record_stopped_run
 
 __all__ = ["OWN_END_GRACE_SECONDS", "build_supervisor_sensor", "read_heartbeat", "record_run_failures"]
 
@@ -54,16 +62,35 @@ def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, deadline: float)
         time.sleep(0.5)
 
 
-def _stop_stale_run(context: dg.SensorEvaluationContext, run_id: str, deadline: float | None) -> None:
-    """Let a run whose process is gone fail by itself; otherwise terminate it (or mark it failed if unreachable).
+def _silent_since(cursor: str | None) -> float | None:
+    """The previous tick's `silent_since` from the sensor cursor; None when absent or unreadable."""
+    try:
+        value = json.loads(cursor or "{}").get("silent_since")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
-    Terminating a run whose worker is already failing it would record the crash as a cancellation,
-    and the failure sensor would never see it.
+
+def _stop_stale_run(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, component: str, run_id: str,
+    deadline: float | None, decision: Decision,
+) -> None:  # fmt: skip
+    """Let a run whose process is gone fail by itself; otherwise tag it as stopped, record it, and terminate it.
+
+    Terminating a run whose worker is already failing it would record the crash as a cancellation
+    instead of its own error. A terminated run ends as cancelled, so the tag (set first, while the
+    run is still active) is what tells the failure streak, and the row what tells the health page.
     """
     if deadline is not None and _ended_by_itself(context.instance, run_id, deadline):
         context.log.info(f"stale run {run_id} ended by itself")
         return
-    context.log.warning(f"terminating stale run {run_id}")
+    context.log.warning(f"terminating stale run {run_id}: {decision.stop_reason}")
+    tags = {STOPPED_TAG: decision.stop_reason[:1000]}
+    if decision.worked_until is not None:
+        tags[WORKED_UNTIL_TAG] = f"{decision.worked_until:.3f}"
+    context.instance.add_run_tags(run_id, tags)
+    run = context.instance.get_run_by_id(run_id)
+    record_stopped_run(postgres.dsn, run_id, run.job_name if run else "", component, decision.stop_reason)
     if not context.instance.run_launcher.terminate(run_id):
         # The worker is gone or unreachable: mark the run failed so the replacement can leave the queue.
         context.instance.report_run_failed(context.instance.get_run_by_id(run_id))
@@ -105,12 +132,15 @@ def build_supervisor_sensor(
         decision = decide(
             component, runs, heartbeat, now, startup_grace_seconds, heartbeat_error=heartbeat_error,
             failures=failure_streak(context.instance, component), progress=progress, stall_seconds=stall_seconds,
+            silent_since=_silent_since(context.cursor),
         )  # fmt: skip
         context.log.info(decision.reason)
+        context.update_cursor(json.dumps({"silent_since": decision.silent_since}))
         # One deadline for all stale runs, so the tick stays well inside the sensor's evaluation timeout.
         deadline = time.monotonic() + own_end_grace_seconds if decision.may_end_by_itself else None
         for run_id in decision.terminate_run_ids:
-            _stop_stale_run(context, run_id, deadline)
+            _stop_stale_run(context, postgres, component, run_id, deadline, decision)
+        record_decision(postgres.dsn, component, decision)
         if not decision.launch:
             return dg.SkipReason(decision.reason)
         return dg.SensorResult(

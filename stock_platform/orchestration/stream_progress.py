@@ -4,7 +4,9 @@ Asked only as far as needed: a stream that committed within the stall threshold
 (by its heartbeat's `last_batch_ms`) costs nothing; only a quiet one costs a
 ledger query, and only a stream quiet by the ledger too costs a Kafka round
 trip. The committed offsets and commit time come from the `stream_batches`
-ledger, so the check also works while Redis is down.
+ledger, so the check also works while Redis is down. The ledger query gives up
+after a few seconds (`supervisor_db.tick_cursor`): a locked `stream_batches`
+makes the check unavailable for a tick, it does not hang the sensor.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from datetime import UTC, datetime
 import psycopg2
 
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource
-from stock_platform.orchestration.supervision import ActiveRun, StreamProgress, quiet_since
+from stock_platform.orchestration.stall import StreamProgress, quiet_since
+from stock_platform.orchestration.supervision import ActiveRun
+from stock_platform.orchestration.supervisor_db import tick_cursor
 from stock_platform.storage.stream_offsets import COMMITTED_OFFSETS_SQL, merge_committed_offsets
 
 __all__ = ["LEDGER_BATCHES", "ledger_position", "read_stream_progress"]
@@ -37,7 +41,7 @@ def _heartbeat_last_commit(heartbeat: dict[str, str] | None) -> float | None:
 
 def ledger_position(postgres: PostgresResource, topic: str) -> tuple[dict[int, int], float | None] | None:
     """The stream's committed offsets on `topic` and its newest batch's commit time; None when there is no ledger table."""
-    with postgres.connect() as conn, conn.cursor() as cur:
+    with tick_cursor(postgres.dsn) as cur:
         cur.execute("SELECT to_regclass('stream_batches') IS NOT NULL")
         if not cur.fetchone()[0]:
             return None
@@ -57,9 +61,9 @@ def read_stream_progress(
     postgres: PostgresResource, kafka: KafkaResource, run: ActiveRun, heartbeat: dict[str, str] | None,
     now: float, stall_seconds: float,
 ) -> StreamProgress:  # fmt: skip
-    """What `supervision.stall_verdict` needs to judge `run`; failures to measure become `error`, never an exception."""
+    """What `stall.stall_verdict` needs to judge `run`; failures to measure become `error`, never an exception."""
     last_commit = _heartbeat_last_commit(heartbeat)
-    since = quiet_since(run, last_commit)
+    since = quiet_since(run.started, last_commit)
     if since is None or now - since < stall_seconds:
         return StreamProgress(last_commit)
     try:
@@ -70,7 +74,7 @@ def read_stream_progress(
         return StreamProgress(last_commit, error="no stream_batches table yet (database not migrated)")
     committed, ledger_commit = position
     last_commit = _later(last_commit, ledger_commit)
-    since = quiet_since(run, last_commit)
+    since = quiet_since(run.started, last_commit)
     if since is None or now - since < stall_seconds:
         return StreamProgress(last_commit, committed)
     try:

@@ -21,7 +21,9 @@ from stock_platform.orchestration.resources import (
 
 __all__ = [
     "PID_TAG",
+    "STOPPED_TAG",
     "SUPERVISED_TAG",
+    "WORKED_UNTIL_TAG",
     "producer_job",
     "run_supervised",
     "stream_command",
@@ -32,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 # Run tag naming the supervised component; dagster.yaml limits runs to one per value of this tag.
 SUPERVISED_TAG = "stock_platform/supervised"
+# Set by the supervisor on a run it stops, before it stops it: why (the run then ends as cancelled, yet it failed).
+STOPPED_TAG = "stock_platform/stopped_by_supervisor"
+# With it, the run's last sign of work in epoch seconds: its working life for the failure streak ends there.
+WORKED_UNTIL_TAG = "stock_platform/worked_until"
 
 
 def stream_command(extra: Sequence[str] = ()) -> list[str]:

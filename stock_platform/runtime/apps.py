@@ -5,10 +5,11 @@ then these programs, each in its own process group with a pid file and a log
 under the data directory. Every process started here (and everything it starts,
 Dagster run workers and Spark included) carries the environment marker
 `STOCK_PLATFORM_APP=<data dir>`, so `down` can find and stop all of them and
-nothing else. Each gets only the secrets it uses: the dashboard, the one program
-open to the public, reads PostgreSQL as the read-only role and never receives
-the Finnhub key or the writers' credentials; no other program gets the
-dashboard's password.
+nothing else. Each gets only the secrets it uses: the writers inherit this
+process's environment with PGPASSFILE naming the writers' password file (the
+platform role alone, never the superuser's) and without the dashboard's
+password; the dashboard, the one program open to the public, gets an
+environment built from an allowlist (`app_env.dashboard_env`).
 """
 
 from __future__ import annotations
@@ -18,23 +19,22 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from stock_platform.config import Settings
+from stock_platform.config_passfile import dsn_is_local
+from stock_platform.runtime.app_env import MARKER, dashboard_env
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.processes import pid_alive, pids_with_env, read_pid, start_detached, stop_pid, wait_until
 from stock_platform.runtime.services import services_env
 
 __all__ = ["MARKER", "App", "app_env", "apps_down", "apps_status", "apps_up", "marked_pids", "platform_apps", "repo_root"]
 
 logger = logging.getLogger(__name__)
-MARKER = "STOCK_PLATFORM_APP"
-# What the dashboard must not hold: the market-data key and Dagster's (read-write) database URL.
-_DASHBOARD_WITHHELD = ("FINNHUB_API_KEY", "DAGSTER_POSTGRES_URL")
 
 
 def repo_root() -> Path:
@@ -87,34 +87,24 @@ def platform_apps(settings: Settings, supervise_with_dagster: bool) -> list[App]
     return apps
 
 
-def _common_env(settings: Settings) -> dict[str, str]:
-    dagster_home = settings.data_dir / "dagster"
-    env = {**os.environ, **services_env(settings)}
-    env.update(
-        {
-            MARKER: str(settings.data_dir),
-            "DAGSTER_HOME": str(dagster_home),
-            "DAGSTER_POSTGRES_URL": settings.dagster_postgres_url,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+def _writer_env(settings: Settings, parent: Mapping[str, str]) -> dict[str, str]:
+    """`parent` plus the services' addresses and Dagster's storage; PGPASSFILE the writers' file (services_env)."""
+    env = {**parent, **services_env(settings)}
+    env.update({"DAGSTER_HOME": str(settings.data_dir / "dagster"), "DAGSTER_POSTGRES_URL": settings.dagster_postgres_url})
+    env.pop("DASHBOARD_PASSWORD", None)
+    if dsn_is_local(settings.postgres_dsn, settings.postgres_port):
+        env.pop("PGPASSWORD", None)  # libpq would send it before reading the password file, and be refused
     return env
 
 
-def app_env(settings: Settings, app: App, common: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment `app` starts with: the services' addresses and password file, and only the secrets it uses.
+def app_env(settings: Settings, app: App, parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment `app` starts with (from `parent`, this process's environment by default), marked as ours.
 
-    The dashboard's POSTGRES_DSN and PGPASSFILE name the read-only role and a file holding only its password
-    (when POSTGRES_DSN is the local server; a deployment's own DSN passes unchanged).
+    The dashboard's is `dashboard_env`: an allowlist, the read-only role and its own password file; the
+    others' is `parent` with the writers' password file and without the dashboard's password.
     """
-    env = dict(common if common is not None else _common_env(settings))
-    if app.name != "dashboard":
-        env.pop("DASHBOARD_PASSWORD", None)
-        return env
-    for name in _DASHBOARD_WITHHELD:
-        env.pop(name, None)
-    env.update(PostgresServer(settings).dashboard_env())
-    return env
+    base = {**(os.environ if parent is None else parent), MARKER: str(settings.data_dir), "PYTHONUNBUFFERED": "1"}
+    return dashboard_env(settings, base) if app.name == "dashboard" else _writer_env(settings, base)
 
 
 def _prepare_dagster_home(settings: Settings) -> None:
@@ -135,12 +125,11 @@ def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float =
     """Start every app that is not running, wait for each to answer; returns name -> URL or state."""
     (settings.data_dir / "run").mkdir(parents=True, exist_ok=True)
     _prepare_dagster_home(settings)
-    common = _common_env(settings)
     apps = platform_apps(settings, supervise_with_dagster)
     for app in apps:
         if pid_alive(read_pid(app.pid_file(settings))):
             continue
-        env = app_env(settings, app, common)
+        env = app_env(settings, app)
         start_detached(app.argv, app.log_file(settings), app.pid_file(settings), env=env, cwd=repo_root())
     out: dict[str, str] = {}
     for app in apps:

@@ -42,7 +42,7 @@ def _services(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _platform(args: argparse.Namespace, settings: Settings) -> int:
-    from stock_platform.config_passfile import use_local_passfile
+    from stock_platform.config_passfile import with_local_passfile
     from stock_platform.runtime.apps import apps_down, apps_status, apps_up
     from stock_platform.runtime.errors import ServiceError
     from stock_platform.runtime.services import services_down, services_status, services_up
@@ -51,8 +51,7 @@ def _platform(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "up":
             services_up(settings)
-            use_local_passfile(settings)  # a first `up` has just written the password file
-            apply_migrations(settings.postgres_dsn)
+            apply_migrations(with_local_passfile(settings))
             urls = apps_up(settings, supervise_with_dagster=not args.direct)
             print("stock-platform is up:")
             print(f"  dashboard      {urls['dashboard']}")

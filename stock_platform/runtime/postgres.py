@@ -2,10 +2,13 @@
 
 `initdb` and `pg_ctl` refuse to run as root, so as root they run as the
 `postgres` user that Debian's package creates, which owns the data directory.
-Every login needs a password (scram-sha-256), generated at the first start and
-kept in `<data dir>/secrets/` (`postgres_auth`); a cluster made before that,
-with `trust`, is converted on its next start. Deployments set POSTGRES_DSN to
-their own server.
+Every login needs a password (scram-sha-256), generated at the first start
+(`postgres_auth`). The admin file, holding the superuser's password, lives in
+`secrets/` beside the cluster, so the two are kept or removed together even
+when the cluster sits outside the data dir; the writers' and the dashboard's
+files, one role each, live in `<data dir>/secrets/` and are rewritten from it
+on every start. A cluster that still trusts local logins is converted on its
+next start. Deployments set POSTGRES_DSN to their own server.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class PostgresServer:
         self.socket_dir = self.root / "run"
         self.log_file = self.root / "server.log"
         self.port = settings.postgres_port
+        # Every role's password: only this runtime's admin connection and the operator's tools read it.
+        self.admin_passfile = self.root.parent / "secrets" / "admin.pgpass"
+        # Only the platform role's line: what the writing programs (and Spark's executors) may know.
         self.passfile = settings.postgres_passfile
         # Only the read-only role's line: what the dashboard process may know.
         self.dashboard_passfile = settings.postgres_passfile.with_name("dashboard.pgpass")
@@ -133,8 +139,8 @@ class PostgresServer:
         auth.write_hba(self.pgdata)
 
     def _admin(self) -> psycopg2.extensions.connection:
-        """An autocommit superuser connection, its password read from our password file."""
-        passfile = str(self.passfile)
+        """An autocommit superuser connection, its password read from the admin password file."""
+        passfile = str(self.admin_passfile)
         conn = psycopg2.connect(
             host="127.0.0.1", port=self.port, user=auth.SUPERUSER, dbname="postgres", connect_timeout=2, passfile=passfile
         )
@@ -169,7 +175,7 @@ class PostgresServer:
         while (error := self._probe()) is not None:
             if "password authentication failed" in error:
                 raise ServiceError(
-                    self.name, f"refuses the superuser password in {self.passfile}", self.log_file,
+                    self.name, f"refuses the superuser password in {self.admin_passfile}", self.log_file,
                     hint=f"the file was replaced or deleted: restore it; or, for new passwords, make every line of "
                     f"{self.pgdata / 'pg_hba.conf'} end in `trust`, then `stock-platform services down` and `up`",
                 )  # fmt: skip
@@ -183,7 +189,10 @@ class PostgresServer:
     def start(self) -> None:
         """Initialise the cluster if new, start it, wait until healthy, require passwords, create the roles and databases."""
         bin_dir = self._ensure_installed()
-        passwords = auth.ensure_passwords(self.passfile, self.port, [auth.SUPERUSER, self._app_role(), auth.READER_ROLE])
+        app = self._app_role()
+        roles, narrower = [auth.SUPERUSER, app, auth.READER_ROLE], (self.passfile, self.dashboard_passfile)
+        passwords = auth.ensure_passwords(self.admin_passfile, self.port, roles, narrower)
+        auth.write_passfile(self.passfile, self.port, {app: passwords[app]})
         auth.write_passfile(self.dashboard_passfile, self.port, {auth.READER_ROLE: passwords[auth.READER_ROLE]})
         self._init_cluster(bin_dir, passwords[auth.SUPERUSER])
         if not self.running():
@@ -211,7 +220,7 @@ class PostgresServer:
                 cur.execute("SELECT pg_reload_conf()")
         finally:
             conn.close()
-        logger.info("PostgreSQL on port %s now requires passwords (scram-sha-256); they are in %s", self.port, self.passfile)
+        logger.info("PostgreSQL on port %s now requires passwords (scram-sha-256), kept in %s", self.port, self.admin_passfile)
 
     def _ours(self) -> bool:
         """True when POSTGRES_DSN names this server (a deployment's own server is left alone)."""
@@ -254,7 +263,7 @@ class PostgresServer:
         return True
 
     def env(self) -> dict[str, str]:
-        """The variables that point a client at this server; the password file by its path, never its content.
+        """The variables that point a client at this server as the platform role; the writers' password file by its path.
 
         A POSTGRES_DSN naming another server gets no PGPASSFILE, so libpq's own lookup (~/.pgpass) still serves it.
         """

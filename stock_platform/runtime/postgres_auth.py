@@ -1,10 +1,12 @@
 """Password logins for the local PostgreSQL: the generated passwords, the libpq password files, pg_hba.conf.
 
-The cluster accepts only scram-sha-256 logins. Each role the platform uses gets
-a random password at the first `services up`, kept in a libpq password file
-(pgpass format, mode 0600) under `<data dir>/secrets/`, which every platform
-process names in PGPASSFILE: no DSN, command line or log line carries a
-password. The dashboard gets a second file holding only its read-only role.
+The cluster accepts only scram-sha-256 logins. Each role gets a random password
+at the first `services up`, kept in libpq password files (pgpass format, mode
+0600), one per kind of process, so each holds only the passwords its readers
+use: the admin file (every role, the superuser's included) serves the runtime's
+own admin connection and the operator's tools; the writers' file holds only the
+platform role, the dashboard's only the read-only role. Processes name their
+file in PGPASSFILE: no DSN, command line or log line carries a password.
 Passwords reach the server as SCRAM verifiers computed here, never in clear.
 """
 
@@ -41,8 +43,8 @@ SUPERUSER = "postgres"
 READER_ROLE = "stock_reader"
 # libpq asks for a password on every connection, socket or loopback; no `trust`, no `peer`.
 HBA_CONF = """\
-# stock-platform: every login proves its password (scram-sha-256); the generated passwords are in
-# <STOCK_DATA_DIR>/secrets/pgpass, which the platform's processes name in PGPASSFILE.
+# stock-platform: every login proves its password (scram-sha-256); the generated passwords are in the
+# password files under secrets/ beside this cluster, which the platform's processes name in PGPASSFILE.
 local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
@@ -97,9 +99,15 @@ def write_passfile(passfile: Path, port: int, passwords: Mapping[str, str]) -> N
     os.replace(tmp, passfile)
 
 
-def ensure_passwords(passfile: Path, port: int, roles: list[str]) -> dict[str, str]:
-    """Each role's password, generating the missing ones; (re)writes the file so it names the current port."""
-    passwords = read_passwords(passfile)
+def ensure_passwords(passfile: Path, port: int, roles: list[str], also_from: tuple[Path, ...] = ()) -> dict[str, str]:
+    """Each role's password, generating the missing ones; (re)writes `passfile` so it names the current port.
+
+    `passfile` is the master copy; a role it lacks is taken from `also_from` (the narrower files) before a
+    new password is made, so a password found only there is kept and the server's roles still match.
+    """
+    passwords: dict[str, str] = {}
+    for source in (*reversed(also_from), passfile):
+        passwords.update(read_passwords(source))
     for role in roles:
         if role not in passwords:
             passwords[role] = secrets.token_urlsafe(32)  # no ':' or '\\', which pgpass would need escaped

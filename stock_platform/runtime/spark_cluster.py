@@ -161,7 +161,8 @@ class SparkCluster:
                 # Finished applications' files on the workers are removed after Spark's default week.
                 "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true",
                 SPARK_MARKER: str(self.settings.data_dir),
-                # A path, not a secret: executors' tasks log in to the local PostgreSQL with the password in it.
+                # A path, not a secret: the writers' file, holding the platform role's password only, with which
+                # executors' tasks log in to the local PostgreSQL.
                 "PGPASSFILE": str(self.settings.postgres_passfile),
             }
         )

@@ -24,6 +24,7 @@ __all__ = [
     "seed_hot_quote",
     "seed_run_failure",
     "seed_stream_batch",
+    "seed_supervisor_decision",
 ]
 
 _CANDLES_SQL = """
@@ -160,6 +161,22 @@ def seed_run_failure(dsn: str, component: str, age_s: float, error: str) -> None
         cur.execute(
             "INSERT INTO run_failures (run_id, job_name, component, error, failed_at) VALUES (%s, %s, %s, %s, %s)",
             (f"run-{component}-{age_s}", f"{component}_job", component, error, now_utc() - timedelta(seconds=age_s)),
+        )
+    conn.close()
+
+
+def seed_supervisor_decision(
+    dsn: str, component: str, action: str, failures: int, reason: str, wait_s: float = 0.0, age_s: float = 0.0
+) -> None:
+    """`component`'s supervisor decision made `age_s` seconds ago, its launch due `wait_s` after it (as a tick stores it)."""
+    decided = now_utc() - timedelta(seconds=age_s)
+    next_launch = decided + timedelta(seconds=wait_s) if wait_s > 0 else None
+    conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO supervisor_decisions (component, decided_at, action, failures, last_error, next_launch_at, reason)"
+            " VALUES (%s, %s, %s, %s, '', %s, %s)",
+            (component, decided, action, failures, next_launch, reason),
         )
     conn.close()
 

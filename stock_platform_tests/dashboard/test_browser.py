@@ -121,7 +121,7 @@ def test_every_page_renders_in_chromium(dashboard_url: str) -> None:
 
 
 def test_with_a_password_every_url_shows_only_the_login_until_it_is_given(seeded: Settings, tmp_path: Path) -> None:
-    """The form is drawn before the navigation, so no URL reaches a page (or its data) without the password."""
+    """The navigation is built but hidden and no page runs until the password is given, so no URL reaches a page or its data."""
     ensure_commands([(CHROMIUM, "chromium")])
     from playwright.sync_api import sync_playwright
 

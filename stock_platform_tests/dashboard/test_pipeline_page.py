@@ -17,6 +17,7 @@ from stock_platform_tests.dashboard.seed import (
     seed_heartbeat,
     seed_run_failure,
     seed_stream_batch,
+    seed_supervisor_decision,
 )
 
 pytestmark = pytest.mark.integration
@@ -78,11 +79,16 @@ def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_setting
 
 
 def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
-    # The stream crash-loops (three failures a minute apart); the producer failed once, long enough ago.
+    # The stream crash-loops (three failures a minute apart) and its supervisor holds the next launch back 20 s;
+    # the producer failed once, long enough ago, and its supervisor keeps the run that replaced it.
     for age in (5, 65, 125):
         seed_run_failure(
             dash_settings.postgres_dsn, "stream", age, "pid 812 (-m stock_platform.cli stream) exited with code 1\nsummary"
         )
+    seed_supervisor_decision(
+        dash_settings.postgres_dsn, "stream", "backoff", 3, "backing off: 3 failures in a row", wait_s=20.0, age_s=1.0
+    )
+    seed_supervisor_decision(dash_settings.postgres_dsn, "producer", "keep", 0, "run 1a2b3c4d is active and heartbeat fresh")
     seed_run_failure(dash_settings.postgres_dsn, "producer", 1200, "RuntimeError: Kafka unreachable")
     seed_run_failure(dash_settings.postgres_dsn, "producer", 7200, "an old failure, not in the last hour")
     topic = dash_settings.kafka_topic
@@ -96,7 +102,7 @@ def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
     assert not at.exception
     markdown = texts(at.markdown)
     stream_line = next(line for line in markdown.splitlines() if "3 failed runs in a row" in line)
-    # 20 s after the newest failure (the third in a row), less the seconds the page took to start.
+    # The supervisor's 20 s, less the seconds since it decided.
     assert re.fullmatch(
         r"🔴 \*\*runs: backing off\*\* \(3 failed runs in a row, next launch in about \d+ s\); last \d+ s ago: "
         r"pid 812 \(-m stock_platform.cli stream\) exited with code 1",
@@ -105,6 +111,9 @@ def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
     assert (
         "🟠 **runs: failed recently** (1 failed in the last hour); last 20 min ago: RuntimeError: Kafka unreachable" in markdown
     )
+    captions = texts(at.caption)
+    assert re.search(r"supervisor, \d+ s ago: backing off: 3 failures in a row", captions), captions
+    assert "run 1a2b3c4d is active and heartbeat fresh" in captions
     # PostgreSQL refusing records is red whatever the rate; conflicts and refusals have rows of their own.
     assert "🔴 5 in total, 4 in the last hour" in markdown
     kinds = at.dataframe[0].value  # no heartbeat counters, no ticks (no freshness table), no batch (no lag table)
@@ -141,3 +150,20 @@ def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:
     at = run_page("pipeline", down)
     assert not at.exception
     assert "PostgreSQL is unavailable" in texts(at.error)
+
+
+def test_failures_that_look_like_a_loop_show_what_the_supervisor_decided(run_page, dash_settings) -> None:
+    """Three failures a minute apart, but a long run ended the supervisor's streak: it relaunches at once, so no wait."""
+    for age in (5, 65, 125):
+        seed_run_failure(
+            dash_settings.postgres_dsn, "stream", age, "stopped by its supervisor: run 9f8e7d6c is alive but stalled"
+        )
+    seed_supervisor_decision(dash_settings.postgres_dsn, "stream", "launch", 1, "no active stream run: starting one")
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    markdown = texts(at.markdown)
+    assert "backing off" not in markdown and "next launch" not in markdown
+    assert re.search(
+        r"🟠 \*\*runs: failed recently\*\* \(3 failed in the last hour\); last \d+ s ago: stopped by its supervisor", markdown
+    ), markdown
+    assert "no active stream run: starting one" in texts(at.caption)

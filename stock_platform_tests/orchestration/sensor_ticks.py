@@ -52,12 +52,12 @@ def started_run(instance: dg.DagsterInstance, pid: int | None = None, ago_s: flo
 
 def evaluate(
     sensor: dg.SensorDefinition, instance: dg.DagsterInstance, redis_resource: RedisResource,
-    postgres: PostgresResource | None = None, kafka: KafkaResource | None = None,
+    postgres: PostgresResource | None = None, kafka: KafkaResource | None = None, cursor: str | None = None,
 ) -> dg.SensorResult:  # fmt: skip
-    """One tick; the stall check's resources point at nothing unless given (ticks that must not need them)."""
+    """One tick, from `cursor` when given; PostgreSQL and Kafka point at nothing unless given (ticks that must not need them)."""
     resources = {
         "redis": redis_resource,
         "postgres": postgres or PostgresResource(dsn=f"postgresql://nobody@127.0.0.1:{closed_port()}/none"),
         "kafka": kafka or KafkaResource(bootstrap_servers=f"127.0.0.1:{closed_port()}"),
     }
-    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor))

@@ -24,7 +24,7 @@ def test_streak_counts_young_failures_back_to_a_run_that_worked() -> None:
     runs = [
         _failed("newest", 900.0, 5.0),
         _failed("second", 850.0, 30.0),
-        EndedRun("cancelled", False, 100.0, 700.0),  # stopped by the supervisor or an operator: ends the streak
+        EndedRun("cancelled", False, 100.0, 700.0),  # cancelled by an operator: ends the streak
         _failed("older", 0.0, 1.0),
     ]
     streak = streak_of(runs)
@@ -51,11 +51,30 @@ def test_wait_is_counted_from_the_last_failure() -> None:
     assert FailureStreak(1, last_end=1000.0).wait(1000.0) == 0.0
 
 
+def test_wait_with_no_known_end_counts_from_now() -> None:
+    assert FailureStreak(3, last_end=None).wait(5000.0) == 20.0
+    assert FailureStreak(1, last_end=None).wait(5000.0) == 0.0
+
+
+def test_streak_ends_at_the_newest_failures_start_when_dagster_recorded_no_end() -> None:
+    streak = streak_of([EndedRun("a", True, 900.0, None), _failed("b", 800.0, 5.0)])
+    assert (streak.count, streak.last_end) == (2, 900.0)
+
+
+def test_a_stopped_run_worked_only_until_its_last_sign_of_work() -> None:
+    """Stopped an hour after its start, but silent since a minute after it: a short-lived failure."""
+    stalled = EndedRun("stalled", True, 1000.0, 4600.0, worked_until=1060.0)
+    assert stalled.lifetime == 60.0
+    assert streak_of([stalled, _failed("older", 0.0, 5.0)]).count == 2
+    worked = EndedRun("worked", True, 1000.0, 4600.0, worked_until=1000.0 + HEALTHY_RUN_SECONDS)
+    assert streak_of([worked, _failed("older", 0.0, 5.0)]) == FailureStreak()
+
+
 def test_one_more_failure_extends_the_streak_unless_the_run_lived_long() -> None:
     streak = FailureStreak(2, 900.0, "r1", "boom")
-    longer = streak.plus(started=950.0, ended=1000.0, error="gone")
-    assert (longer.count, longer.last_end, longer.last_error) == (3, 1000.0, "gone")
-    assert streak.plus(started=0.0, ended=1000.0, error="gone") == FailureStreak()
+    longer = streak.plus(_failed("r2", 950.0, 50.0), "gone")
+    assert (longer.count, longer.last_end, longer.last_run_id, longer.last_error) == (3, 1000.0, "r2", "gone")
+    assert streak.plus(_failed("r2", 0.0, 1000.0), "gone") == FailureStreak()
 
 
 def test_first_line_skips_blank_lines_and_shortens() -> None:

@@ -17,7 +17,10 @@ from kafka import KafkaProducer
 from stock_platform.config import Settings
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
 from stock_platform.orchestration.sensors import build_supervisor_sensor
+from stock_platform.orchestration.stream_progress import read_stream_progress
 from stock_platform.orchestration.supervised import PID_TAG, SUPERVISED_TAG, producer_job, streaming_job
+from stock_platform.orchestration.supervision import ActiveRun
+from stock_platform.orchestration.supervisor_db import TICK_TIMEOUT_SECONDS
 from stock_platform_tests.orchestration.sensor_ticks import beat, dead_pid, evaluate, started_run
 
 # --- Redis unreachable: the supervisor keeps working ---
@@ -108,3 +111,22 @@ def test_sensor_keeps_an_idle_stream_on_a_quiet_topic(
         assert instance.get_run_by_id(idle.run_id).status == dg.DagsterRunStatus.STARTED
     assert not result.run_requests
     assert "idle: no batch committed for 9" in (result.skip_message or "") and "none waiting in Kafka" in result.skip_message
+
+
+@pytest.mark.integration
+def test_stall_check_gives_up_on_a_locked_ledger(
+    platform_settings: Settings, postgres: PostgresResource, kafka: KafkaResource
+) -> None:
+    """A lock held on stream_batches makes the check unavailable for a tick; it does not hang the sensor."""
+    holder = psycopg2.connect(platform_settings.postgres_dsn)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE stream_batches IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        progress = read_stream_progress(postgres, kafka, ActiveRun("abcdef123456", time.time() - 3600), None, time.time(), 180)
+        took = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert progress.error == "stream_batches unreadable (QueryCanceled)", progress
+    assert TICK_TIMEOUT_SECONDS - 0.5 < took < TICK_TIMEOUT_SECONDS + 5

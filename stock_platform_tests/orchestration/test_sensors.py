@@ -2,13 +2,16 @@
 
 Cases: a run is active and the heartbeat is fresh (skip), the heartbeat is stale
 (replace the run), nothing is running (launch), runs keep failing (back off),
-and the failure sensor records a failed run with its error. Redis down and
-stalls are in test_sensor_outages.py; every branch of the rule is in
+a live process silent for too long (replace it), a stopped run (tagged and
+recorded), and the failure sensor records a failed run with its error. Redis
+down and stalls are in test_sensor_outages.py; every branch of the rule is in
 test_supervision.py.
 """
 
+import json
 import os
 import threading
+import time
 
 import dagster as dg
 import pytest
@@ -16,7 +19,7 @@ import pytest
 from stock_platform.config import Settings
 from stock_platform.orchestration.resources import PostgresResource, RedisResource
 from stock_platform.orchestration.sensors import build_supervisor_sensor, record_run_failures
-from stock_platform.orchestration.supervised import SUPERVISED_TAG, producer_job, streaming_job
+from stock_platform.orchestration.supervised import STOPPED_TAG, SUPERVISED_TAG, WORKED_UNTIL_TAG, producer_job, streaming_job
 from stock_platform_tests.orchestration.sensor_ticks import beat, dead_pid, evaluate, started_run
 
 
@@ -159,3 +162,54 @@ def test_sensor_backs_off_after_repeated_failures(redis_resource: RedisResource)
         "backing off: 3 failures in a row, last: pid 812 (-m stock_platform.cli stream) exited with code 1, next launch in"
     ), reason
     assert len(other.run_requests) == 1, "another component's failures do not hold it back"
+
+
+# --- runs the supervisor stops, silent runs, and the decision it stores ---
+
+
+def _row(postgres: PostgresResource, sql: str, params: tuple) -> tuple | None:
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()
+
+
+@pytest.mark.integration
+def test_sensor_tags_and_records_a_run_it_stops_and_stores_its_decision(
+    redis_resource: RedisResource, postgres: PostgresResource
+) -> None:
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+    last_beat = time.time() - 300
+    beat(redis_resource, os.getpid(), updated_ms=int(last_beat * 1000))
+    with dg.instance_for_test() as instance:
+        hung = started_run(instance, pid=os.getpid(), ago_s=400)
+        result = evaluate(sensor, instance, redis_resource, postgres)
+        assert len(result.run_requests) == 1
+        tags = instance.get_run_by_id(hung.run_id).tags
+    assert tags[STOPPED_TAG].startswith(f"run {hung.run_id[:8]}'s process (pid {os.getpid()}) is alive but heartbeat stale")
+    assert abs(float(tags[WORKED_UNTIL_TAG]) - last_beat) < 1
+    (error,) = _row(postgres, "SELECT error FROM run_failures WHERE run_id = %s", (hung.run_id,))
+    assert error == f"stopped by its supervisor: {tags[STOPPED_TAG]}"
+    decision = _row(
+        postgres,
+        "SELECT action, failures, next_launch_at, reason, (now() AT TIME ZONE 'UTC') - decided_at < interval '1 minute'"
+        " FROM supervisor_decisions WHERE component = %s",
+        ("stream",),
+    )
+    assert decision[:3] == ("launch", 1, None) and decision[4]
+    assert decision[3] == result.run_requests[0].tags["stock_platform/reason"]
+
+
+@pytest.mark.integration
+def test_sensor_replaces_a_live_run_silent_for_a_minute(redis_resource: RedisResource) -> None:
+    """No heartbeat hash at all (expired, or Redis flushed) while the run's process lives on."""
+    sensor = build_supervisor_sensor("streaming_supervisor", streaming_job, "stream")
+    with dg.instance_for_test() as instance:
+        silent = started_run(instance, pid=os.getpid(), ago_s=400)
+        first = evaluate(sensor, instance, redis_resource)
+        assert not first.run_requests and "starting up or idle" in (first.skip_message or "")
+        seen_at = json.loads(first.cursor)["silent_since"]
+        assert abs(seen_at - time.time()) < 30, "the first tick that sees no beat starts the silence"
+        later = evaluate(sensor, instance, redis_resource, cursor=json.dumps({"silent_since": seen_at - 70}))
+        assert len(later.run_requests) == 1
+        assert "has shown no heartbeat of its own for 7" in later.run_requests[0].tags["stock_platform/reason"]
+        assert STOPPED_TAG in instance.get_run_by_id(silent.run_id).tags

@@ -1,17 +1,16 @@
-"""The supervisors' rule on its own (no services): launch, keep, replace gone/hung/stalled runs, back off, Redis unknown."""
+"""The supervisors' rule on its own (no services): launch, keep, replace gone/hung/silent/stalled runs, back off, Redis unknown."""
 
 import os
 import subprocess
 import sys
 
 from stock_platform.orchestration.backoff import FailureStreak
+from stock_platform.orchestration.stall import STALL_SECONDS, StreamProgress, records_waiting
 from stock_platform.orchestration.supervision import (
-    STALL_SECONDS,
+    HEARTBEAT_TTL_SECONDS,
     STARTUP_GRACE_SECONDS,
     ActiveRun,
-    StreamProgress,
     decide,
-    records_waiting,
 )
 
 NOW = 10_000.0
@@ -31,7 +30,7 @@ def _beat(updated_ago_s: float = 1.0, last_batch_ago_s: float | None = None) -> 
     return beat
 
 
-# --- launch, keep, replace (the rule before this change, unchanged) ---
+# --- launch, keep, replace: a run that is missing, starting, gone, or no longer beating ---
 
 
 def test_decide_launches_when_nothing_runs() -> None:
@@ -90,6 +89,59 @@ def test_decide_never_starts_a_second_copy() -> None:
 def test_decide_launches_when_the_heartbeat_outlives_a_killed_process() -> None:
     decision = decide("stream", [], {"pid": str(_dead_pid())}, now=1000.0)
     assert decision.launch and "is gone" in decision.reason
+
+
+# --- silent: a live process with no heartbeat of its own (hash expired, or Redis flushed) ---
+
+SILENT_AGE = STARTUP_GRACE_SECONDS + HEARTBEAT_TTL_SECONDS + 10
+
+
+def test_a_live_process_silent_past_grace_and_ttl_is_replaced() -> None:
+    run = ActiveRun("abcdef123456", NOW - SILENT_AGE, pid=os.getpid())
+    decision = decide("producer", [run], None, NOW, silent_since=NOW - 70)
+    assert decision.launch and decision.terminate_run_ids == ("abcdef123456",) and not decision.may_end_by_itself
+    assert "is alive but has shown no heartbeat of its own for 70 s, started 310 s ago (heartbeat absent)" in decision.reason
+    assert decision.stop_reason == decision.reason
+    # Its hash outlives a last beat by the TTL, so it worked until a TTL before the hash was first seen missing.
+    assert decision.worked_until == max(run.started, NOW - 70 - HEARTBEAT_TTL_SECONDS)
+    # A heartbeat of some other, dead process is no beat of its own either.
+    other = decide("producer", [run], {"pid": str(_dead_pid())}, NOW, silent_since=NOW - 70)
+    assert other.launch and "heartbeat stale: pid" in other.reason
+
+
+def test_a_silent_process_is_kept_until_the_supervisor_has_missed_beats_for_a_minute() -> None:
+    """A flushed or restarted Redis is empty until the next beat (5 s, 10 s): that alone must not replace a run."""
+    run = ActiveRun("abcdef123456", NOW - 3600, pid=os.getpid())
+    first = decide("stream", [run], None, NOW)
+    assert not first.launch and "starting up or idle" in first.reason and first.silent_since == NOW
+    assert not decide("stream", [run], None, NOW, silent_since=NOW - 30).launch
+    assert decide("stream", [run], None, NOW, silent_since=NOW - 60).launch
+
+
+def test_a_young_silent_run_is_given_its_grace_and_the_ttl() -> None:
+    young = ActiveRun("abcdef123456", NOW - STARTUP_GRACE_SECONDS - HEARTBEAT_TTL_SECONDS + 5, pid=os.getpid())
+    decision = decide("stream", [young], None, NOW, silent_since=NOW - 600)
+    assert not decision.launch and "starting up or idle" in decision.reason
+
+
+def test_silence_is_judged_only_with_redis_readable() -> None:
+    run = ActiveRun("abcdef123456", NOW - 3600, pid=os.getpid())
+    unknown = decide("stream", [run], None, NOW, heartbeat_error=REDIS_DOWN, silent_since=NOW - 600)
+    assert not unknown.launch and "judged by the process" in unknown.reason
+    assert unknown.silent_since is None, "an outage says nothing about beats: the silence starts again afterwards"
+    fresh = decide("stream", [run], _beat(), NOW, silent_since=NOW - 600)
+    assert not fresh.launch and fresh.silent_since is None
+
+
+# --- a run being stopped is waited for ---
+
+
+def test_a_stopping_run_is_waited_for_not_judged_again() -> None:
+    stopping = ActiveRun("abcdef123456", NOW - 3600, pid=_dead_pid(), stopping=True)
+    queued = ActiveRun("0123456789ab")
+    decision = decide("stream", [stopping, queued], None, NOW, failures=FailureStreak(5, NOW - 1000, "r", "x"))
+    assert not decision.launch and not decision.terminate_run_ids
+    assert decision.reason == "run abcdef12 is being stopped: waiting for it to end"
 
 
 # --- backoff ---

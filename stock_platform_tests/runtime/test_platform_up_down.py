@@ -4,8 +4,8 @@ The whole platform comes up (services, migrations, Dagster webserver and
 daemon whose sensors launch the producer and the Spark job, the dashboard),
 simulated quotes reach PostgreSQL and Redis, and `down` leaves no process of
 ours running and no port open. Its PostgreSQL wants passwords, which every
-program finds in the password file; the dashboard runs as the read-only role
-without the Finnhub key.
+program finds in its own password file (the writers' holds the platform role
+alone); the dashboard runs as the read-only role without the Finnhub key.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from stock_platform.config import Settings
 from stock_platform.dashboard.health import Level, dagster_runs, run_level
 from stock_platform.quotes import Quote
 from stock_platform.runtime.apps import marked_pids
+from stock_platform.runtime.postgres_auth import read_passwords
 from stock_platform.runtime.processes import port_open, read_pid, wait_until
 from stock_platform_tests.private_platform import PrivatePlatform
 
@@ -61,16 +62,17 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         # Those programs logged in with passwords: the server lets no one in without.
         with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
             psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user="stock", dbname="stock", passfile="/dev/null")
-        dashboard_pid = read_pid(settings.data_dir / "run" / "dashboard.pid")
-        environ = dict(
-            item.split("=", 1) for item in Path(f"/proc/{dashboard_pid}/environ").read_text().split("\0") if "=" in item
-        )
+        environ = _environ(read_pid(settings.data_dir / "run" / "dashboard.pid"))
         assert "FINNHUB_API_KEY" not in environ and "DAGSTER_POSTGRES_URL" not in environ
         assert "user=stock_reader" in environ["POSTGRES_DSN"] and environ["PGPASSFILE"].endswith("dashboard.pgpass")
+        # The stream job, launched by Dagster's sensor, reads the writers' file: the platform role and no superuser.
+        stream_pid = next(pid for pid in marked_pids(settings.data_dir) if "stock_platform.cli stream" in _cmdline(pid))
+        assert _environ(stream_pid)["PGPASSFILE"] == str(settings.postgres_passfile)
+        assert set(read_passwords(settings.postgres_passfile)) == {"stock"}
 
         _hostile_records_cost_dead_letters_not_the_flow(platform, hot)
     finally:
-        down = platform.cli("platform", "down", timeout=300)
+        down = platform.down()  # as root, also removes the cluster kept in /var/lib/stock-platform
     assert down.returncode == 0, down.stderr[-3000:]
     assert wait_until(lambda: not marked_pids(settings.data_dir), 30), f"left running: {marked_pids(settings.data_dir)}"
     for port in (
@@ -83,8 +85,21 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         assert not port_open(port), f"port {port} still open after down"
 
 
+def _environ(pid: int | None) -> dict[str, str]:
+    """The environment process `pid` started with."""
+    items = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
 def _hostile_records_cost_dead_letters_not_the_flow(platform: PrivatePlatform, hot: redis.Redis) -> None:
-    """Records the former contract accepted and PostgreSQL then refused, which stopped the stream for good."""
+    """Records PostgreSQL refuses (NUL, a lone surrogate, a candle volume past BIGINT): the contract must reject them."""
     settings = platform.settings
     now_ms = int(time.time() * 1000)
     base = Quote("AAPL", 150.0, now_ms - 1000, "simulator", "hostile", 9_990_001, 5).to_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import socket
 import uuid
 
@@ -16,6 +17,7 @@ from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.jars import pyspark_scala_binary, spark_kafka_jars
 from stock_platform.runtime.kafka_broker import KafkaBroker, delete_topic, ensure_topic
 from stock_platform.runtime.postgres import PostgresServer
+from stock_platform.runtime.postgres_auth import read_passwords
 from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.runtime.services import services_env, services_status, services_up
@@ -57,10 +59,11 @@ def test_env_lines_point_at_the_services(services: Settings) -> None:
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "POSTGRES_DSN", "REDIS_URL", "STOCK_DATA_DIR"):
         assert env[name]
     assert "FINNHUB_API_KEY" not in env
-    # The password file by its path: a shell that evals these lines reaches PostgreSQL, and nothing prints a password.
+    # The writers' password file by its path: a shell that evals these lines reaches PostgreSQL as the platform role,
+    # and nothing prints a password.
     assert env["PGPASSFILE"] == str(services.postgres_passfile)
-    passwords = services.postgres_passfile.read_text()
-    assert not any(line.rsplit(":", 1)[-1] in str(env) for line in passwords.splitlines())
+    for password in read_passwords(PostgresServer(services).admin_passfile).values():
+        assert password not in str(env)
 
 
 def test_taken_port_is_reported_with_the_setting_to_change(services: Settings, tmp_path) -> None:
@@ -122,8 +125,8 @@ def test_private_postgres_and_kafka_keep_their_data_across_stop_and_start(servic
         kafka_controller_port=_free_port(), kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
     )  # fmt: skip
     postgres, kafka = PostgresServer(settings), KafkaBroker(settings)
-    # Its own password file: the session's PGPASSFILE holds the shared server's passwords.
-    dsn = f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres passfile={settings.postgres_passfile}"
+    # Its own admin password file: the session's PGPASSFILE holds the shared server's passwords.
+    dsn = f"host=127.0.0.1 port={settings.postgres_port} user=postgres dbname=postgres passfile={postgres.admin_passfile}"
 
     def sql_value(query: str) -> object:
         conn = psycopg2.connect(dsn)
@@ -161,3 +164,5 @@ def test_private_postgres_and_kafka_keep_their_data_across_stop_and_start(servic
     finally:
         kafka.stop()
         postgres.stop()
+        if not postgres.root.is_relative_to(tmp_path):  # as root, the cluster lives in /var/lib/stock-platform
+            shutil.rmtree(postgres.root.parent, ignore_errors=True)

@@ -17,17 +17,16 @@ from stock_platform.dashboard.health import (
     TICK_AMBER_S,
     TICK_RED_S,
     ComponentState,
-    FailureState,
     Level,
     age_level,
     dagster_runs,
     dead_letter_level,
-    failure_state,
     heartbeat_state,
     kafka_lag,
     run_level,
 )
 from stock_platform.dashboard.hot import heartbeats
+from stock_platform.dashboard.run_health import FailureState, SupervisorDecision, failure_state
 from stock_platform.dashboard.views.common import format_age, settings, unavailable_banner
 from stock_platform.kafka_options import KafkaSecurity
 
@@ -51,12 +50,14 @@ def _failure_line(state: FailureState) -> str:
 def _components(config: Settings) -> None:
     st.subheader("Producer and stream job")
     beats = failures = None
+    decisions: dict[str, SupervisorDecision] = {}
     try:
         beats = heartbeats(config.redis_url, config.redis_key_prefix, COMPONENTS)
     except DataUnavailable as e:
         unavailable_banner(e)
     try:
         failures = health_queries.recent_run_failures(config.postgres_dsn, COMPONENTS)
+        decisions = health_queries.supervisor_decisions(config.postgres_dsn, COMPONENTS)
     except DataUnavailable:
         pass  # the PostgreSQL banner below says why
     if beats is None and failures is None:
@@ -71,7 +72,10 @@ def _components(config: Settings) -> None:
                 st.markdown(f"### {state.level.icon} {component}: {state.level.value}")
                 st.caption(state.detail)
             if failures is not None:
-                st.markdown(_failure_line(failure_state(failures[component])))
+                runs = failure_state(failures[component], decisions.get(component))
+                st.markdown(_failure_line(runs))
+                if runs.supervisor:
+                    st.caption(runs.supervisor)
             counters = {k: v for k, v in (beats or {}).get(component, {}).items() if not k.endswith("_ms")}
             if counters:
                 st.dataframe(pd.DataFrame([counters]), hide_index=True)
