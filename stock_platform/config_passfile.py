@@ -33,10 +33,12 @@ def dsn_is_local(dsn: str, port: int) -> bool:
 def with_local_passfile(settings: Settings) -> str:
     """POSTGRES_DSN naming the writers' password file (libpq's `passfile`) when it names the local server.
 
-    For a connection this process opens itself (`platform up` applying the migrations): the file is
+    For connections this process opens itself (`platform up` and `migrate` applying the migrations, the
+    stream job's driver and, through its task settings, its executors): the file is
     named in the DSN rather than in PGPASSFILE, so the process's environment, which its children
-    inherit, stays as it was. Another server's DSN is returned as it is (libpq's own lookup serves it).
+    inherit, stays as it was. Another server's DSN, or the local one before `services up` wrote the
+    file (someone's own server on that port), is returned as it is: libpq's own lookup serves it.
     """
-    if not dsn_is_local(settings.postgres_dsn, settings.postgres_port):
+    if not dsn_is_local(settings.postgres_dsn, settings.postgres_port) or not settings.postgres_passfile.exists():
         return settings.postgres_dsn
     return psycopg2.extensions.make_dsn(settings.postgres_dsn, passfile=str(settings.postgres_passfile))

@@ -71,11 +71,29 @@ class LoginThrottle:
     def failed(self) -> None:
         """Count a wrong password."""
         with self._lock:
-            now = self._clock()
-            if now - self._last_failure > self.quiet_s:
+            self._count_failure()
+
+    def begin(self) -> float:
+        """Start a try: the seconds to wait (then it is turned away), or 0 and the try counted as a failure.
+
+        One step under the lock, counted before the password is checked: sessions that submit at the same
+        moment cannot all pass an empty throttle first. `succeeded` clears the count when it was right.
+        """
+        with self._lock:
+            since = self._clock() - self._last_failure
+            if since > self.quiet_s:
                 self._failures = 0
-            self._failures += 1
-            self._last_failure = now
+            wait = max(0.0, self._delay_s() - since)
+            if wait == 0.0:
+                self._count_failure()
+            return wait
+
+    def _count_failure(self) -> None:
+        now = self._clock()
+        if now - self._last_failure > self.quiet_s:
+            self._failures = 0
+        self._failures += 1
+        self._last_failure = now
 
     def succeeded(self) -> None:
         """The right password: the run of failures is over."""
@@ -110,7 +128,7 @@ def login_form(password: str) -> None:
     if not submitted:
         return
     guard = throttle()
-    wait = guard.wait_s()
+    wait = guard.begin()
     if wait > 0:
         # Not checked at all: an answer now, right or wrong, would let a guesser go faster than the throttle.
         logger.warning("dashboard login turned away: too many wrong passwords, next try in %.0f s", wait)
@@ -121,7 +139,6 @@ def login_form(password: str) -> None:
         st.session_state[_STATE_KEY] = True
         st.session_state.pop("login_password", None)  # the password leaves the session once checked
         st.rerun()
-    guard.failed()
     logger.warning("dashboard login refused: wrong password")
     time.sleep(_WRONG_PASSWORD_DELAY_S)
     st.error("Wrong password.", icon="🔒")

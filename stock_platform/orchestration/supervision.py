@@ -153,6 +153,17 @@ def _silent_for_too_long(
     return _replacing(runs, why, max(run.started, silent_since - HEARTBEAT_TTL_SECONDS))
 
 
+def _committing(run: ActiveRun, progress: StreamProgress | None, now: float, stall_seconds: float) -> bool:
+    """True when the stream's ledger shows this run committed a batch within the stall window.
+
+    A stream that works but does not beat (started with `--no-redis`, or Redis refusing its writes only)
+    is not silent: its batches say it is alive.
+    """
+    if progress is None or progress.last_commit is None or run.started is None:
+        return False
+    return progress.last_commit >= run.started and now - progress.last_commit < stall_seconds
+
+
 def _judge(
     component: str, active_runs: list[ActiveRun], beat: _Beat, now: float, startup_grace_seconds: float,
     progress: StreamProgress | None, stall_seconds: float, silent_since: float,
@@ -187,7 +198,7 @@ def _judge(
             )
         else:
             silent = _silent_for_too_long(active_runs, beat, now, startup_grace_seconds, silent_since)
-            if silent is not None:
+            if silent is not None and not _committing(run, progress, now, stall_seconds):
                 return silent
             # Alive, not beating yet (Spark starting) or between beats.
             keep = Decision(False, f"{name}'s process (pid {run.pid}) is alive, {beat.text}: starting up or idle")

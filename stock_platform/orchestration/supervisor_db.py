@@ -18,7 +18,6 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from stock_platform.orchestration.supervision import Decision
-from stock_platform.storage.migrations import apply_migrations
 
 __all__ = ["TICK_TIMEOUT_SECONDS", "record_decision", "record_stopped_run", "tick_cursor"]
 
@@ -58,24 +57,19 @@ def tick_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
 
 
 def _write(dsn: str, what: str, statement: str, params: object) -> bool:
-    """Run one write; on a database without the table, migrate and try once more. False (logged) when it failed."""
-    for attempt in (1, 2):
-        try:
-            with tick_cursor(dsn) as cur:
-                cur.execute(statement, params)
-            return True
-        except psycopg2.errors.UndefinedTable:
-            if attempt == 2:
-                break
-            try:
-                apply_migrations(dsn)
-            except Exception as e:  # noqa: BLE001 - any failure here only means "not recorded this tick"
-                logger.warning("supervisor: cannot migrate the platform database to record %s (%s)", what, type(e).__name__)
-                return False
-        except psycopg2.Error as e:
-            logger.warning("supervisor: %s not recorded: PostgreSQL unavailable (%s)", what, type(e).__name__)
-            return False
-    logger.warning("supervisor: %s not recorded: its table is missing after migrating", what)
+    """Run one write; False (logged) when it failed.
+
+    A database without the table is not migrated from here: a migration can wait long on its lock (a table
+    rewrite), far past a sensor tick's time limit. `platform up` and every job migrate before they start.
+    """
+    try:
+        with tick_cursor(dsn) as cur:
+            cur.execute(statement, params)
+        return True
+    except psycopg2.errors.UndefinedTable:
+        logger.warning("supervisor: %s not recorded: the database is not migrated yet", what)
+    except psycopg2.Error as e:
+        logger.warning("supervisor: %s not recorded: PostgreSQL unavailable (%s)", what, type(e).__name__)
     return False
 
 

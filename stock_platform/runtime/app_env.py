@@ -28,21 +28,30 @@ logger = logging.getLogger(__name__)
 MARKER = "STOCK_PLATFORM_APP"
 # What any program needs to run at all, none of it a secret; PYTHONPATH for a checkout run without installing.
 DASHBOARD_BASICS = frozenset(
-    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED", MARKER}
-)
-_BASIC_PREFIXES = ("LC_", "STREAMLIT_")
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED", MARKER,
+     "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS"}
+)  # fmt: skip
+# libpq's TLS and service-file settings (paths and modes, no secrets) that a managed server may require.
+_BASIC_PREFIXES = ("LC_", "STREAMLIT_", "PGSSL", "PGSERVICE")
 
 
 def dashboard_settings_env(settings: Settings) -> dict[str, str]:
     """The settings the dashboard reads, as the variables that recreate them in its process.
 
     STOCK_DATA_DIR and POSTGRES_PORT locate the local server and its password files, so that
-    `stock-platform dashboard`, given this environment, derives the same one again.
+    `stock-platform dashboard`, given this environment, derives the same one again; the other
+    ports keep its settings check (no two services on one port) seeing the same layout.
     """
     env = {
         "STOCK_DATA_DIR": str(settings.data_dir),
         "POSTGRES_DSN": settings.postgres_dsn,
         "POSTGRES_PORT": str(settings.postgres_port),
+        # Every local port, so the dashboard's own settings check sees the layout `platform up` saw.
+        "REDIS_PORT": str(settings.redis_port),
+        "KAFKA_PORT": str(settings.kafka_port),
+        "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "DAGSTER_PORT": str(settings.dagster_port),
+        "DASHBOARD_PORT": str(settings.dashboard_port),
         "REDIS_URL": settings.redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,

@@ -13,10 +13,11 @@ __all__ = ["register"]
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg2
 
+    from stock_platform.config_passfile import with_local_passfile
     from stock_platform.storage.migrations import MigrationError, apply_migrations
 
     try:
-        applied = apply_migrations(settings.postgres_dsn)
+        applied = apply_migrations(with_local_passfile(settings))
     except (MigrationError, psycopg2.OperationalError) as e:
         print(f"stock-platform migrate: {e}", file=sys.stderr)
         return 1

@@ -210,6 +210,7 @@ def run_stream(
     runs (tests wrap the real one to fail a task after its commit), `processor_type` the
     driver's part (the benchmarks' driver-path baseline).
     """
+    from stock_platform.config_passfile import with_local_passfile
     from stock_platform.storage.migrations import apply_migrations
     from stock_platform.storage.redis_keys import RedisKeys
     from stock_platform.streaming.pg_sink import PostgresSink
@@ -219,7 +220,8 @@ def run_stream(
     from stock_platform.streaming.session import build_spark_session
     from stock_platform.streaming.tasks import TaskConfig, task_writer
 
-    applied = apply_migrations(settings.postgres_dsn)
+    dsn = with_local_passfile(settings)  # the driver's and the executors' connections find the local password
+    applied = apply_migrations(dsn)
     if applied:
         logger.info("applied migrations: %s", ", ".join(applied))
     stop = threading.Event()
@@ -231,11 +233,11 @@ def run_stream(
         RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
     )
     task_config = TaskConfig(
-        postgres_dsn=settings.postgres_dsn, redis_url=settings.redis_url if options.redis else None,
+        postgres_dsn=dsn, redis_url=settings.redis_url if options.redis else None,
         redis_key_prefix=settings.redis_key_prefix, redis_ttl_seconds=settings.redis_ttl_seconds, query_id="", batch_id=-1,
     )  # fmt: skip
     processor = (processor_type or BatchProcessor)(
-        checkpoint_for(settings, options), task_config, PostgresSink(settings.postgres_dsn), redis_sink, reporter,
+        checkpoint_for(settings, options), task_config, PostgresSink(dsn), redis_sink, reporter,
         writer_factory or task_writer,
     )  # fmt: skip
     starting = threading.Event()

@@ -204,3 +204,26 @@ def _login_page(password: str) -> None:
         login_form(password)
         return
     st.markdown("signed in")
+
+
+def test_sessions_trying_at_the_same_moment_get_no_more_tries_than_the_throttle_allows() -> None:
+    """Each try is counted as it starts, under the lock: 50 simultaneous sessions cannot all pass an empty throttle."""
+    import threading
+
+    guard = LoginThrottle(free=5, base_s=1.0, clock=lambda: 100.0)
+    start = threading.Barrier(50)
+    allowed_tries: list[float] = []
+
+    def session() -> None:
+        start.wait()
+        if guard.begin() == 0:
+            allowed_tries.append(1)
+
+    threads = [threading.Thread(target=session) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(allowed_tries) == 5
+    guard.succeeded()  # the right password, given by one of them, ends the run
+    assert guard.begin() == 0

@@ -118,6 +118,18 @@ def test_a_silent_process_is_kept_until_the_supervisor_has_missed_beats_for_a_mi
     assert decide("stream", [run], None, NOW, silent_since=NOW - 60).launch
 
 
+def test_a_silent_stream_whose_ledger_shows_recent_batches_is_kept() -> None:
+    """A stream run with `--no-redis` (or whose Redis writes fail) never beats, but its committed batches say it works."""
+    run = ActiveRun("abcdef123456", NOW - SILENT_AGE, pid=os.getpid())
+    working = StreamProgress(last_commit=NOW - 20)
+    kept = decide("stream", [run], None, NOW, silent_since=NOW - 70, progress=working)
+    assert not kept.launch and "starting up or idle" in kept.reason
+    before_this_run = StreamProgress(last_commit=run.started - 5)  # a batch of the previous run proves nothing
+    assert decide("stream", [run], None, NOW, silent_since=NOW - 70, progress=before_this_run).launch
+    long_ago = StreamProgress(last_commit=NOW - STALL_SECONDS - 1)
+    assert decide("stream", [run], None, NOW, silent_since=NOW - 70, progress=long_ago).launch
+
+
 def test_a_young_silent_run_is_given_its_grace_and_the_ttl() -> None:
     young = ActiveRun("abcdef123456", NOW - STARTUP_GRACE_SECONDS - HEARTBEAT_TTL_SECONDS + 5, pid=os.getpid())
     decision = decide("stream", [young], None, NOW, silent_since=NOW - 600)

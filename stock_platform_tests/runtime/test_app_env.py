@@ -39,6 +39,7 @@ DASHBOARD_SETTINGS = {
     "KAFKA_TOPIC", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "STOCK_SYMBOLS",
     "DAGSTER_URL", "DASHBOARD_REFRESH_SECONDS", "DASHBOARD_STATEMENT_TIMEOUT_MS", "DASHBOARD_LOCK_TIMEOUT_MS",
     "DEAD_LETTERS_WARN_PER_HOUR", "DASHBOARD_PASSWORD", "PGPASSFILE",
+    "REDIS_PORT", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "DAGSTER_PORT", "DASHBOARD_PORT",
 }  # fmt: skip
 
 _PROBE = """
@@ -86,10 +87,11 @@ def _dashboard(settings: Settings) -> App:
 
 
 def test_the_dashboard_gets_the_allowlist_and_nothing_else(local: Settings, parent: dict[str, str]) -> None:
-    env = app_env(local, _dashboard(local), parent)
-    basics = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "STREAMLIT_THEME_BASE", MARKER, "PYTHONUNBUFFERED"}
+    # libpq's TLS settings pass (a managed server may require them; no secret), like the process basics.
+    env = app_env(local, _dashboard(local), {**parent, "PGSSLMODE": "verify-full"})
+    basics = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "STREAMLIT_THEME_BASE", "PGSSLMODE", MARKER, "PYTHONUNBUFFERED"}
     assert set(env) == DASHBOARD_SETTINGS | basics
-    assert set(env) <= DASHBOARD_SETTINGS | DASHBOARD_BASICS | {"LC_ALL", "STREAMLIT_THEME_BASE"}
+    assert set(env) <= DASHBOARD_SETTINGS | DASHBOARD_BASICS | {"LC_ALL", "STREAMLIT_THEME_BASE", "PGSSLMODE"}
     for name, secret in SHELL_SECRETS.items():
         assert secret not in str(env), f"the dashboard receives {name}"
     assert parse_dsn(env["POSTGRES_DSN"])["user"] == READER_ROLE

@@ -70,3 +70,22 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "first.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNN_lower_snake.sql"):
         discover_migrations(tmp_path)
+
+
+def test_migrate_run_by_hand_finds_the_local_password_without_pgpassfile(services) -> None:  # noqa: ANN001
+    """The local server wants passwords; a shell with only the settings (no PGPASSFILE) must still migrate."""
+    import os
+    import subprocess
+    import sys
+
+    from stock_platform_tests.databases import scratch_database
+
+    with scratch_database(services.postgres_port, "byhand") as dsn:
+        env = {**os.environ, **services.to_env(), "POSTGRES_DSN": dsn}
+        env.pop("PGPASSFILE", None)
+        env.pop("PGPASSWORD", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "stock_platform.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.startswith("applied: 001_stock_prices.sql")

@@ -18,7 +18,7 @@ import pytest
 from stock_platform.orchestration.compaction import CompactionReport, build_daily_bars, compact_day, delete_verified_ticks
 from stock_platform.quotes import Quote
 from stock_platform.runtime.processes import wait_until
-from stock_platform.storage.closed_days import closed_symbol_days, day_number
+from stock_platform.storage.closed_days import CLOSED_DAY_LOCK, closed_symbol_days, day_number
 from stock_platform.storage.migrations import apply_migrations
 from stock_platform.streaming.parse import KafkaRecord
 from stock_platform.streaming.pg_sink import CANDLE_RECOMPUTE_SQL
@@ -242,8 +242,13 @@ def test_compaction_waits_for_a_writer_that_looked_at_the_day(clean_tables: str)
             assert closed_symbol_days(cur, [day_number(BASE_MS)]) == set()
             thread = threading.Thread(target=compact)
             thread.start()
-            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-            assert wait_until(lambda: fetch(clean_tables, waiting) == [(1,)], 10, interval=0.1)
+            # Compaction, queued behind this writer on the day's own lock.
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid = %s AND objid = %s AND objsubid = 2"
+            )
+            key = (CLOSED_DAY_LOCK, day_number(BASE_MS))
+            assert wait_until(lambda: fetch(clean_tables, waiting, key) == [(1,)], 10, interval=0.1)
             assert not done.is_set()
         writer.commit()
         thread.join(10)
