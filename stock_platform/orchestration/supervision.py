@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+from stock_platform.liveness import pid_alive
 from stock_platform.orchestration.backoff import EndedRun, FailureStreak, first_line
 from stock_platform.orchestration.stall import STALL_SECONDS, StreamProgress, quiet_since, stall_verdict
-from stock_platform.runtime.processes import pid_alive
 
 __all__ = [
     "HEARTBEAT_STALE_SECONDS",

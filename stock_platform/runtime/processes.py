@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from stock_platform.liveness import pid_alive
+
 __all__ = [
     "live_pid",
     "pid_alive",
@@ -48,23 +50,6 @@ def live_pid(pid_file: Path) -> int | None:
     """The pid in `pid_file` when that process is alive, else None (how a service finds the process it started)."""
     pid = read_pid(pid_file)
     return pid if pid_alive(pid) else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True when a process with this pid exists and is not a zombie."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def pids_with_env(name: str, value: str) -> list[int]:
