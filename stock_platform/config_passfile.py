@@ -18,7 +18,10 @@ import psycopg2.extensions
 if TYPE_CHECKING:
     from stock_platform.config import Settings
 
-__all__ = ["dsn_is_local", "with_local_passfile"]
+__all__ = ["LOCAL_HOSTS", "dsn_is_local", "with_local_passfile"]
+
+# The host names a DSN may give for the local server; libpq matches a password file's host field literally.
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def dsn_is_local(dsn: str, port: int) -> bool:
@@ -27,7 +30,7 @@ def dsn_is_local(dsn: str, port: int) -> bool:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError:
         return False
-    return params.get("host") in {"127.0.0.1", "localhost"} and str(params.get("port") or 5432) == str(port)
+    return params.get("host") in LOCAL_HOSTS and str(params.get("port") or 5432) == str(port)
 
 
 def with_local_passfile(settings: Settings) -> str:

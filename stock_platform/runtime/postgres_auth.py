@@ -23,6 +23,8 @@ from pathlib import Path
 
 import psycopg2.extensions
 
+from stock_platform.config_passfile import LOCAL_HOSTS
+
 __all__ = [
     "HBA_CONF",
     "READER_ROLE",
@@ -49,8 +51,6 @@ local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
 """
-# The hosts a local DSN may name; libpq matches the password file's host field literally.
-_HOSTS = ("127.0.0.1", "localhost")
 _SCRAM_ITERATIONS = 4096  # PostgreSQL's own default (scram_iterations)
 
 
@@ -90,7 +90,7 @@ def write_passfile(passfile: Path, port: int, passwords: Mapping[str, str]) -> N
     """Write a libpq password file for the local server on `port`: mode 0600 from its first byte, replaced atomically."""
     passfile.parent.mkdir(parents=True, exist_ok=True)
     passfile.parent.chmod(0o700)
-    lines = [f"{host}:{port}:*:{role}:{password}" for role, password in passwords.items() for host in _HOSTS]
+    lines = [f"{host}:{port}:*:{role}:{password}" for role, password in passwords.items() for host in LOCAL_HOSTS]
     tmp = passfile.with_name(f".{passfile.name}.tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -97,7 +97,7 @@ class BatchSummary:
 
     @property
     def valid(self) -> int:
-        """Records that passed the contract (duplicates included)."""
+        """Valid records that are in stock_prices: new rows plus duplicates (refused ones are dead letters)."""
         return self._total("valid")
 
     @property
@@ -112,7 +112,7 @@ class BatchSummary:
 
     @property
     def dead_letters(self) -> int:
-        """Records that broke the contract."""
+        """Records kept in dead_letters, of every kind (contract, conflict, closed_day, database)."""
         return self._total("dead_letters")
 
     @property

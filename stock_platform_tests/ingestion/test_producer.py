@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import redis
 from kafka.partitioner.default import murmur2
 
 from stock_platform.cli import main as cli_main
@@ -24,18 +23,9 @@ from stock_platform.ingestion.stats import FeedStats
 from stock_platform.ingestion.tape import TapeWriter
 from stock_platform.quotes import parse_quote
 from stock_platform.runtime.processes import wait_until
-from stock_platform.storage.redis_keys import RedisKeys
-from stock_platform_tests.ingestion.conftest import read_topic
+from stock_platform_tests.ingestion.conftest import heartbeat, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _heartbeat(settings: Settings) -> dict[str, str]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        return client.hgetall(RedisKeys(settings.redis_key_prefix).heartbeat("producer"))
-    finally:
-        client.close()
 
 
 def test_records_use_every_partition_one_per_symbol_in_sequence_order(platform_settings: Settings, tmp_path: Path) -> None:
@@ -63,7 +53,7 @@ def test_records_use_every_partition_one_per_symbol_in_sequence_order(platform_s
     assert sorted(parse_quote(r.value).seq for r in records) == list(range(1, 5001))
     with gzip.open(tape, "rb") as f:
         assert sorted(f.read().splitlines()) == sorted(r.value for r in records)
-    beat = _heartbeat(settings)
+    beat = heartbeat(settings)
     assert beat["state"] == "stopped" and beat["published"] == "5000" and beat["failed"] == "0"
     assert beat["source"] == "simulator" and beat["producer_id"] == "partition-test" and int(beat["last_publish_ms"]) > 0
 
@@ -101,14 +91,14 @@ def test_sigterm_flushes_everything_and_exits_0(platform_settings: Settings) -> 
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        assert wait_until(lambda: int(_heartbeat(platform_settings).get("published", 0)) >= 100, 60, interval=0.2)
+        assert wait_until(lambda: int(heartbeat(platform_settings).get("published", 0)) >= 100, 60, interval=0.2)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b" lost " not in err
-    beat = _heartbeat(platform_settings)
+    beat = heartbeat(platform_settings)
     assert beat["state"] == "stopped" and beat["failed"] == beat["dropped"] == beat["unsent"] == "0"
     published = int(beat["published"])
     seqs = sorted(json.loads(r.value)["seq"] for r in read_topic(platform_settings, expected=published))
