@@ -8,7 +8,7 @@ export STOCK_DATA_DIR ?= $(CURDIR)/.stock-data
 export DAGSTER_HOME ?= $(STOCK_DATA_DIR)/dagster
 PYTEST_ARGS ?=
 
-.PHONY: install constraints up down status services services-down test test-unit lint bench chaos clean
+.PHONY: install constraints settings-docs up down status services services-down test test-unit lint bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@echo "Installing stock-platform and its dependencies into $(VENV): about a minute on a fresh clone (PySpark is the largest download)"
+# Not -q: pip names each package as it goes. Its progress bar only where a terminal shows it; a CI log gets plain lines.
+	$(BIN)/pip install $$(test -t 1 || echo --progress-bar off) -c constraints.txt -e '.[dev]'
 	@touch $@
 
 # Rewrites constraints.txt from what .venv holds now (the project itself left out). To move to newer releases:
@@ -28,6 +30,10 @@ constraints:
 	   $(BIN)/pip freeze --exclude-editable; } > constraints.txt.tmp
 	@mv constraints.txt.tmp constraints.txt
 	@echo "constraints.txt: $$(grep -c '==' constraints.txt) pinned packages"
+
+# Rewrites the settings table in README.md and the settings block of .env.example from stock_platform/config.py.
+settings-docs: install
+	$(BIN)/python -m stock_platform.settings_docs
 
 services: install
 	$(BIN)/stock-platform services up
@@ -54,6 +60,7 @@ test-unit: install
 lint: install
 	$(BIN)/ruff check stock_platform stock_platform_tests bench
 	$(BIN)/ruff format --check stock_platform stock_platform_tests bench
+	$(BIN)/mypy stock_platform
 
 # The benchmarks make scratch databases as the superuser, so they read the admin password file (every role),
 # kept beside the PostgreSQL cluster; the platform's own programs each get a narrower one.

@@ -7,7 +7,12 @@ setup(
     version="0.1.0",
     description="Real-time stock market data platform: Finnhub -> Kafka -> Spark -> PostgreSQL/Redis -> Streamlit, run by Dagster.",
     python_requires=">=3.11,<3.13",
-    packages=find_packages(exclude=["stock_platform_tests", "stock_platform_tests.*"]),
+    # The numbered migrations stay in the top-level sql/ and install as the package stock_platform.sql, so
+    # every install, editable or not, reads them with importlib.resources (sql/__init__.py is there because
+    # setuptools' editable finder imports a remapped package only through its __init__.py).
+    packages=[*find_packages(include=["stock_platform", "stock_platform.*"]), "stock_platform.sql"],
+    package_dir={"stock_platform.sql": "sql"},
+    package_data={"stock_platform.sql": ["*.sql"]},
     install_requires=[
         # The dagster family must move together: unpinned, pip picks a 2021
         # dagster-postgres that fails to import.
@@ -27,6 +32,10 @@ setup(
         "pandas>=2.1,<3",
         "pyarrow>=15",
         "requests>=2.31",
+        # One declaration per setting: typed loading from the environment and .env (parsed, not sourced),
+        # secrets as SecretStr, and the schema the docs and Dagster resources are written from.
+        "pydantic>=2.11",
+        "pydantic-settings>=2.7,<3",
         # A maintained asyncio WebSocket client and server: Finnhub's trade
         # stream and the fake Finnhub both speak it.
         "websockets>=13",
@@ -46,6 +55,10 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "ruff>=0.6",
+            # `make lint` type-checks the package (mypy.ini); the stubs cover the two untyped libraries it leans on most.
+            "mypy>=1.10",
+            "pandas-stubs>=2.1,<3",
+            "types-requests>=2.31",
             "hypothesis>=6.100",
             # CPU time per process for bench/bench_stream_cpu.py (portable /proc reading).
             "psutil>=5.9",

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or discover():
         print(f"== {name}", flush=True)
         cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if args.quick else [])
-        if subprocess.run(cmd, check=False).returncode != 0:  # noqa: S603
+        if subprocess.run(cmd, check=False).returncode != 0:
             failed.append(name)
     write_markdown()
     if failed:

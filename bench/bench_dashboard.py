@@ -206,8 +206,8 @@ def measure(settings: Settings, dsn: str, prefix: str, symbols: list[str], runs:
     """Every figure: p50 and p95 of each page's queries, beside its naive baseline."""
     url = settings.redis_url
     watch8, all_syms, one = tuple(symbols[:8]), tuple(symbols), symbols[len(symbols) // 2]
-    from_ticks = queries._CANDLES_FROM_TICKS_SQL  # noqa: SLF001 - the baseline is the fallback query itself
-    origin = queries._ORIGIN  # noqa: SLF001
+    from_ticks = queries._CANDLES_FROM_TICKS_SQL
+    origin = queries._ORIGIN
 
     def ticks_params(key: str, bucket: timedelta | None = None) -> dict[str, Any]:
         r = RANGES[key]

@@ -18,7 +18,6 @@ Run: `python -m bench.bench_end_to_end [--quick] [--no-cluster]` (services up fi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import subprocess
@@ -122,9 +121,9 @@ def sustained(base: Settings, duration: float, job: str = "executors") -> dict[s
 
 def on_local_cluster(base: Settings) -> Settings:
     """The settings with a local standalone cluster (started now) as the job's master."""
-    cluster = dataclasses.replace(base, spark_workers=_CLUSTER_WORKERS)
+    cluster = base.replace(spark_workers=_CLUSTER_WORKERS)
     services_up(cluster, only={"spark"})
-    return dataclasses.replace(base, spark_master=SparkCluster(cluster).master_url)
+    return base.replace(spark_master=SparkCluster(cluster).master_url)
 
 
 def naive_baseline(base: Settings, duration: float) -> float:
@@ -193,14 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     services_up(base)
     ours = sustained(base, duration)
     driver = sustained(base, duration, job="driver path")
-    slow_trigger = sustained(dataclasses.replace(base, spark_trigger_seconds=5.0), duration)
+    slow_trigger = sustained(base.replace(spark_trigger_seconds=5.0), duration)
     cluster = None
     if not args.no_cluster:
         cluster_settings = on_local_cluster(base)
         try:
             cluster = sustained(cluster_settings, duration)
         finally:
-            services_down(dataclasses.replace(base, spark_workers=_CLUSTER_WORKERS), only={"spark"})
+            services_down(base.replace(spark_workers=_CLUSTER_WORKERS), only={"spark"})
     naive = naive_baseline(base, duration)
     default_trigger = f"{base.spark_trigger_seconds:g} s (default)"
     runs = {default_trigger: latency(base, None, duration), "5 s (former default)": latency(base, 5.0, duration)}

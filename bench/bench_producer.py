@@ -18,7 +18,6 @@ The topic's end offsets are checked to hold exactly N records.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import logging
 import os
@@ -128,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     records = args.records or (100_000 if args.quick else 1_000_000)
     base = load_settings()
-    settings = dataclasses.replace(
-        base, kafka_topic=f"bench-producer-{uuid.uuid4().hex[:8]}", producer_id="bench-producer",
+    settings = base.replace(kafka_topic=f"bench-producer-{uuid.uuid4().hex[:8]}", producer_id="bench-producer",
         redis_key_prefix=f"bench:{uuid.uuid4().hex[:8]}:",
     )  # fmt: skip
     ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_topic, 3)

@@ -25,7 +25,6 @@ sink call, summed over batches; the parse before it is the same for all).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import logging
 import platform
@@ -80,7 +79,7 @@ CREATE TABLE IF NOT EXISTS bench_bare_copy (
 """
 
 
-def _row(q) -> tuple:  # noqa: ANN001 - a Quote
+def _row(q) -> tuple:
     return (
         q.symbol,
         q.price,
@@ -96,7 +95,7 @@ def _row(q) -> tuple:  # noqa: ANN001 - a Quote
     )
 
 
-def fill_topic(spark, settings: Settings, rows: int) -> None:  # noqa: ANN001
+def fill_topic(spark, settings: Settings, rows: int) -> None:
     """Write `rows` valid quotes (N_SYMBOLS symbols, unique event times) to the topic with Spark's Kafka sink."""
     from pyspark.sql import functions as F  # noqa: N812
 
@@ -115,7 +114,7 @@ def fill_topic(spark, settings: Settings, rows: int) -> None:  # noqa: ANN001
     ).save()
 
 
-def _driver_batch(batch_df):  # noqa: ANN001, ANN202
+def _driver_batch(batch_df):
     from pyspark.sql import functions as F  # noqa: N812
 
     from stock_platform.streaming.parse import parse_batch, records_from_pandas
@@ -126,7 +125,7 @@ def _driver_batch(batch_df):  # noqa: ANN001, ANN202
     return parse_batch(records_from_pandas(frame))
 
 
-def run_variant(spark, settings: Settings, name: str, sink: Callable, tmp: str) -> float:  # noqa: ANN001
+def run_variant(spark, settings: Settings, name: str, sink: Callable, tmp: str) -> float:
     """Seconds to drain the topic through foreachBatch(sink) from a fresh checkpoint."""
     query = (
         spark.readStream.format("kafka")
@@ -191,12 +190,12 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
         write()
         WRITE_SECONDS[name] = WRITE_SECONDS.get(name, 0.0) + time.perf_counter() - t0
 
-    def parse_only(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def parse_only(batch_df, batch_id: int) -> None:
         _driver_batch(batch_df)
 
     conn = connect(dsn, "bench-sinks")  # one long-lived connection, as the job keeps one
 
-    def per_row(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def per_row(batch_df, batch_id: int) -> None:
         batch = _driver_batch(batch_df)
 
         def write() -> None:
@@ -206,7 +205,7 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
 
         timed("per_row_insert", write)
 
-    def values(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def values(batch_df, batch_id: int) -> None:
         batch = _driver_batch(batch_df)
 
         def write() -> None:
@@ -217,7 +216,7 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
 
     sink = PostgresSink(dsn, "bench-our-path")
 
-    def ours_sink(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def ours_sink(batch_df, batch_id: int) -> None:
         batch = _driver_batch(batch_df)
         span = TaskSpan("bench", batch_id, "all", -1, 0, batch.rows_in, batch.rows_in)
         timed("our_sink", lambda: sink.write_span(span, [batch]))
@@ -229,7 +228,7 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
     ours.use_query_id("bench-executors")
     driver_path.use_query_id("bench-driver")
 
-    def bare(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def bare(batch_df, batch_id: int) -> None:
         batch = _driver_batch(batch_df)
 
         def write() -> None:
@@ -242,7 +241,7 @@ def make_sinks(settings: Settings, jdbc_url: str, tmp: str) -> dict[str, tuple[C
 
         timed("bare_copy", write)
 
-    def jdbc(batch_df, batch_id: int) -> None:  # noqa: ANN001
+    def jdbc(batch_df, batch_id: int) -> None:
         from stock_platform.streaming.parse import parse_kafka_frame
 
         parsed = parse_kafka_frame(batch_df).where(F.col("error").isNull())
@@ -308,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     db_name, dsn = _create_database(base)
     topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
     ensure_topic(base.kafka_bootstrap_servers, topic, 3)
-    settings = dataclasses.replace(base, postgres_dsn=dsn, kafka_topic=topic)
+    settings = base.replace(postgres_dsn=dsn, kafka_topic=topic)
     apply_migrations(dsn)
     jars = [str(p) for p in postgres_jdbc_jars(base.cache_dir)]
     spark = build_spark_session(settings, app_name="bench-sink", extra_jars=jars)

@@ -16,7 +16,6 @@ Run: `python -m bench.bench_stream_cpu [--quick] [--rate N]` (services up first)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     services_up(base)
     shapes = {
         f"executors, trigger {base.spark_trigger_seconds:g} s (default)": (base, "executors"),
-        "executors, trigger 5 s": (dataclasses.replace(base, spark_trigger_seconds=5.0), "executors"),
+        "executors, trigger 5 s": (base.replace(spark_trigger_seconds=5.0), "executors"),
         f"driver path, trigger {base.spark_trigger_seconds:g} s": (base, "driver path"),
     }
     results = {label: profile(settings, job, args.rate, seconds) for label, (settings, job) in shapes.items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -36,8 +35,7 @@ def sandbox(settings: Settings, label: str) -> Iterator[Settings]:
     topic = f"bench-{tag}"
     ensure_topic(settings.kafka_bootstrap_servers, topic, 3)
     try:
-        yield dataclasses.replace(
-            settings, postgres_dsn=dsn, kafka_topic=topic, redis_key_prefix=f"bench:{tag}:",
+        yield settings.replace(postgres_dsn=dsn, kafka_topic=topic, redis_key_prefix=f"bench:{tag}:",
             data_dir=settings.data_dir / "bench" / tag,
         )  # fmt: skip
     finally:

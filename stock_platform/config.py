@@ -1,151 +1,359 @@
-"""Every setting of the platform, read from the environment in one place.
+"""Every setting of the platform, declared once: name, variable, type, default, meaning, secret or not.
 
-Each field names its environment variable; every one has a default that works
-on one laptop, so `make up` needs no configuration at all. The secrets (the
-Finnhub key, the Kafka and dashboard passwords) are held in fields excluded from
-`repr` so they never reach a log line. The local PostgreSQL's passwords are in
-no setting at all: libpq reads them from the password file `services up` writes,
-which the platform names in each child's PGPASSFILE (`runtime.apps`, `runtime.app_env`).
-Reading the settings changes nothing, not even this process's environment.
+`Settings` is a pydantic-settings model, the ecosystem's standard for this: it
+reads the environment and a `.env` file in the working directory (parsed, never
+sourced), turns values into the declared types, and keeps the secrets as
+`SecretStr`, masked in every repr and log line. Everything else is derived from
+these declarations: the child processes' environment (`to_env`), the Dagster
+resources (`stock_platform.definitions`), `.env.example` and the README's
+settings table (`stock_platform.settings_docs`), and `stock-platform config`.
+
+Some defaults follow other settings (the local addresses follow the ports, the
+replica counts the broker count); `derived` in a field's metadata says how, and
+an explicit value always wins. The local PostgreSQL's passwords are in no
+setting at all: libpq reads them from the password files `services up` writes,
+which the platform names in each child's PGPASSFILE. Loading the settings
+changes nothing, not even this process's environment.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import re
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stock_platform.config_checks import check_cluster
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["APP_MARKER", "DEFAULT_SYMBOLS", "ENV_FILE", "Settings", "load_settings", "setting_env_name", "setting_help"]
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM")
+# Read from the working directory, as docker compose does, so one file configures both deployments.
+ENV_FILE = ".env"
+# Every process `platform up` starts carries this variable (value: the data dir), so `down` finds them all. Such a
+# child takes its settings from the environment its launcher wrote, never from a `.env` of its working directory:
+# the dashboard's allowlist would mean nothing if it could read the Finnhub key from the file.
+APP_MARKER = "STOCK_PLATFORM_APP"
+
+Source = Literal["auto", "simulator", "finnhub", "replay"]
 
 
-def _env_str(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+def setting(
+    default: Any = None,
+    description: str = "",
+    *,
+    group: str,
+    env: str | None = None,
+    derived: str | None = None,
+    inherited: bool = True,
+    compose_sets: bool = False,
+    default_factory: Any = None,
+    **constraints: Any,
+) -> Any:
+    """One setting's declaration: its default, meaning and documentation metadata.
+
+    `env` names the variable when it is not the field's name in capitals; `derived` says how the default
+    follows other settings; `inherited=False` keeps it out of the children's environment (`to_env`);
+    `compose_sets` marks a setting docker-compose.yml fixes for the containers (documented, commented out).
+    """
+    extra = {"group": group, "derived": derived, "inherited": inherited, "compose_sets": compose_sets}
+    kwargs: dict[str, Any] = {"description": description, "json_schema_extra": extra, **constraints}
+    if env is not None:
+        kwargs["validation_alias"] = env
+    if default_factory is not None:
+        return Field(default_factory=default_factory, **kwargs)
+    return Field(default, **kwargs)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as e:
-        raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from e
+MARKET, PRODUCER, KAFKA, POSTGRES, REDIS, SPARK = "Market data", "Producer", "Kafka", "PostgreSQL", "Redis", "Spark"
+RUNTIME, UPKEEP = "Runtime, Dagster, dashboard", "Data upkeep (Dagster)"
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as e:
-        raise ValueError(f"setting {name} must be a number, got {raw!r}") from e
+def _default_producer_id() -> str:
+    return f"{os.uname().nodename}-{os.getpid()}"
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"setting {name} must be true or false, got {raw!r}")
+class Settings(BaseSettings):
+    """The platform's settings. `load_settings()` reads them (and checks combinations); `Settings.defaults()` has none set."""
 
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE,
+        env_ignore_empty=True,  # an empty variable means the default, as in .env.example
+        case_sensitive=True,
+        extra="ignore",  # .env holds docker compose's own variables too
+        frozen=True,
+        str_strip_whitespace=True,
+        alias_generator=str.upper,
+        validate_by_name=True,
+        validate_by_alias=True,
+        validate_default=True,
+    )
 
-def _env_symbols(name: str) -> tuple[str, ...]:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return DEFAULT_SYMBOLS
-    symbols = tuple(s.strip().upper() for s in raw.split(",") if s.strip())
-    if not symbols:
-        raise ValueError(f"setting {name} must list at least one symbol, got {raw!r}")
-    return symbols
+    # ---- Market data ----
+    finnhub_api_key: SecretStr = setting(
+        "", "Finnhub API key (https://finnhub.io); empty: the simulated market, no account needed.", group=MARKET
+    )
+    finnhub_rest_url: str = setting("https://finnhub.io/api/v1", "Finnhub REST endpoint.", group=MARKET)
+    finnhub_ws_url: str = setting("wss://ws.finnhub.io", "Finnhub trade WebSocket endpoint.", group=MARKET)
+    finnhub_feeds: str = setting("rest,ws", "Which Finnhub feeds to use: rest, ws or rest,ws.", group=MARKET)
+    finnhub_calls_per_minute: int = setting(60, "Finnhub REST budget per minute (the free plan allows 60).", group=MARKET, ge=1)
+    finnhub_calls_per_second: int = setting(30, "Finnhub REST budget per second (the free plan allows 30).", group=MARKET, ge=1)
+    symbols: Annotated[tuple[str, ...], NoDecode] = setting(
+        DEFAULT_SYMBOLS, "Symbols to follow, comma separated.", group=MARKET, env="STOCK_SYMBOLS"
+    )
+    poll_interval_seconds: float = setting(
+        30.0, "Seconds between two REST polls of one symbol (the seed's 30 s).", group=MARKET,
+        env="STOCK_POLL_INTERVAL_SECONDS", gt=0,
+    )  # fmt: skip
+    source: Source = setting(
+        "auto", "Quote source: auto (Finnhub if a key is set, else simulated), simulator, finnhub or replay.",
+        group=MARKET, env="STOCK_SOURCE",
+    )  # fmt: skip
+    simulator_quotes_per_second: float = setting(2.0, "Simulated quotes per second, over all symbols.", group=MARKET, gt=0)
+    simulator_seed: int = setting(42, "Seed of the simulated market, so a run can be repeated.", group=MARKET)
 
+    # ---- Producer ----
+    producer_id: str = setting(
+        description="Name this producer stamps on its messages and heartbeat; empty: <hostname>-<pid>.",
+        group=PRODUCER, derived="<hostname>-<pid> of each producer process", inherited=False,
+        default_factory=_default_producer_id,
+    )  # fmt: skip
+    producer_inbox_max: int = setting(
+        10_000, "Quotes from the Finnhub feeds waiting for the producer; when full, the newest is dropped (counted).",
+        group=PRODUCER, gt=0,
+    )  # fmt: skip
+    producer_queue_max_messages: int = setting(
+        1_000_000, "Records the Kafka client may hold unacknowledged.", group=PRODUCER, gt=0
+    )
+    producer_queue_max_kbytes: int = setting(
+        1_048_576, "Kilobytes the Kafka client may hold unacknowledged (librdkafka's own default).", group=PRODUCER, gt=0
+    )
+    producer_queue_full_timeout_seconds: float = setting(
+        10.0, "How long a record waits for room in that queue before it is dropped (counted).", group=PRODUCER, gt=0
+    )
+    producer_flush_timeout_seconds: float = setting(
+        10.0, "At a stop, how long Kafka gets to acknowledge what is queued; the rest is reported as unsent "
+        "(well under the 45 s Dagster allows between SIGTERM and SIGKILL).", group=PRODUCER, gt=0,
+    )  # fmt: skip
 
-@dataclass(frozen=True)
-class Settings:
-    """The platform's settings; build with `load_settings()` (reads the environment)."""
+    # ---- Kafka ----
+    kafka_bootstrap_servers: str = setting(
+        "127.0.0.1:9092", "Bootstrap servers (the containers use kafka:29092).", group=KAFKA,
+        derived="127.0.0.1:KAFKA_PORT for each local node", compose_sets=True,
+    )  # fmt: skip
+    kafka_topic: str = setting("stock-quotes", "Topic the quotes travel on.", group=KAFKA)
+    kafka_partitions: int = setting(3, "Partitions of that topic.", group=KAFKA, ge=1)
+    kafka_port: int = setting(9092, "Port of the local broker (and the host port compose publishes on 127.0.0.1).", group=KAFKA)
+    kafka_controller_port: int = setting(
+        9093, "KRaft controller port of the local broker.", group=KAFKA, derived="KAFKA_PORT + 1", compose_sets=True
+    )
+    kafka_brokers: int = setting(
+        1, "KRaft nodes the local runtime starts as one cluster; node i listens on KAFKA_PORT+2i and "
+        "KAFKA_CONTROLLER_PORT+2i (3 gives 9092/9093, 9094/9095, 9096/9097).", group=KAFKA, ge=1,
+    )  # fmt: skip
+    kafka_replication_factor: int = setting(
+        1, "Replication factor of the quote topic.", group=KAFKA, derived="min(3, KAFKA_BROKERS)", ge=1
+    )
+    kafka_min_insync_replicas: int = setting(
+        1, "Replicas that must hold a record before an acks=all write succeeds.", group=KAFKA,
+        derived="2 from 3 replicas up, else 1", ge=1,
+    )  # fmt: skip
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "How every client reaches the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", group=KAFKA
+    )
+    kafka_sasl_mechanism: str = setting("", "With SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.", group=KAFKA)
+    kafka_sasl_username: str = setting("", "With SASL_*: the user name.", group=KAFKA)
+    kafka_sasl_password: SecretStr = setting("", "With SASL_*: the password (never printed or logged).", group=KAFKA)
 
-    # Market data
-    finnhub_api_key: str = field(default="", repr=False)  # FINNHUB_API_KEY
-    finnhub_rest_url: str = "https://finnhub.io/api/v1"  # FINNHUB_REST_URL
-    finnhub_ws_url: str = "wss://ws.finnhub.io"  # FINNHUB_WS_URL
-    finnhub_feeds: str = "rest,ws"  # FINNHUB_FEEDS: rest, ws or both
-    finnhub_calls_per_minute: int = 60  # FINNHUB_CALLS_PER_MINUTE
-    finnhub_calls_per_second: int = 30  # FINNHUB_CALLS_PER_SECOND
-    symbols: tuple[str, ...] = DEFAULT_SYMBOLS  # STOCK_SYMBOLS (comma separated)
-    poll_interval_seconds: float = 30.0  # STOCK_POLL_INTERVAL_SECONDS
-    source: str = "auto"  # STOCK_SOURCE: auto, simulator, finnhub, replay
-    simulator_quotes_per_second: float = 2.0  # SIMULATOR_QUOTES_PER_SECOND (all symbols)
-    simulator_seed: int = 42  # SIMULATOR_SEED
-    producer_id: str = ""  # PRODUCER_ID (default: host-pid)
-    # Kafka
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
-    kafka_topic: str = "stock-quotes"  # KAFKA_TOPIC
-    kafka_partitions: int = 3  # KAFKA_PARTITIONS
-    kafka_port: int = 9092  # KAFKA_PORT (the local broker)
-    kafka_controller_port: int = 9093  # KAFKA_CONTROLLER_PORT (the local broker's KRaft quorum)
-    kafka_brokers: int = 1  # KAFKA_BROKERS: local KRaft nodes `services up` starts (see kafka_node_ports)
-    kafka_replication_factor: int = 1  # KAFKA_REPLICATION_FACTOR of the topic (default: min(3, KAFKA_BROKERS))
-    kafka_min_insync_replicas: int = 1  # KAFKA_MIN_INSYNC_REPLICAS of the topic (default: 2 from 3 replicas, else 1)
-    kafka_security_protocol: str = "PLAINTEXT"  # KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
-    kafka_sasl_mechanism: str = ""  # KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)
-    kafka_sasl_username: str = ""  # KAFKA_SASL_USERNAME
-    kafka_sasl_password: str = field(default="", repr=False)  # KAFKA_SASL_PASSWORD: a secret, never shown
-    # PostgreSQL
-    postgres_dsn: str = "postgresql://stock@127.0.0.1:5432/stock"  # POSTGRES_DSN
-    postgres_port: int = 5432  # POSTGRES_PORT (the local server)
-    # Redis
-    redis_url: str = "redis://127.0.0.1:6379/0"  # REDIS_URL
-    redis_port: int = 6379  # REDIS_PORT (the local server)
-    redis_ttl_seconds: int = 300  # REDIS_TTL_SECONDS (the seed's 5 minutes)
-    redis_key_prefix: str = "stock:"  # REDIS_KEY_PREFIX (lets several platforms or tests share one Redis)
-    # Spark
-    spark_master: str = "local[2,4]"  # SPARK_MASTER (local[cores,task attempts]: a failed task is retried)
-    spark_trigger_seconds: float = 0.5  # SPARK_TRIGGER_SECONDS (why 0.5 s: BENCHMARKS.md, end to end)
-    spark_max_offsets_per_trigger: int = 200_000  # SPARK_MAX_OFFSETS_PER_TRIGGER
-    spark_workers: int = 0  # SPARK_WORKERS: local standalone workers `services up` starts (0: local mode, none)
-    spark_master_port: int = 7077  # SPARK_MASTER_PORT (the local standalone master)
-    spark_master_ui_port: int = 8080  # SPARK_MASTER_UI_PORT (worker i's UI listens on this port + i)
-    spark_worker_cores: int = 1  # SPARK_WORKER_CORES (each local worker)
-    spark_worker_memory: str = "1g"  # SPARK_WORKER_MEMORY (each local worker, e.g. 1g or 512m)
-    # SPARK_CHECKPOINT_LOCATION: a path or a URI (hdfs://, s3a://) given to Spark untouched; empty means
-    # <data dir>/checkpoints/<topic>. A cluster needs storage that a restarted driver can reach.
-    spark_checkpoint_location: str = ""
-    spark_conf: str = ""  # SPARK_CONF: extra Spark settings, "key=value;key=value", applied last
-    # SPARK_MIN_PARTITIONS: tasks per micro-batch at least (Kafka source `minPartitions`); 0 means twice the job's
-    # cores, so a 3-partition topic keeps 2 cores evenly busy instead of running its third task alone.
-    spark_min_partitions: int = 0
-    # SPARK_SHIP_ENVIRONMENT: on a cluster, send executors a packed Python environment and the code (off when
-    # the workers' image already has them).
-    spark_ship_environment: bool = True
-    # Local runtime
-    data_dir: Path = Path(".stock-data")  # STOCK_DATA_DIR
-    cache_dir: Path = Path.home() / ".cache" / "stock-platform"  # STOCK_CACHE_DIR
-    dagster_port: int = 3000  # DAGSTER_PORT
-    dagster_url: str = "http://127.0.0.1:3000"  # DAGSTER_URL (where the dashboard finds Dagster's GraphQL)
-    dagster_postgres_url: str = "postgresql://stock@127.0.0.1:5432/dagster"  # DAGSTER_POSTGRES_URL (Dagster's own storage)
-    dashboard_port: int = 8501  # DASHBOARD_PORT
-    dashboard_refresh_seconds: float = 5.0  # DASHBOARD_REFRESH_SECONDS
-    dashboard_password: str = field(default="", repr=False)  # DASHBOARD_PASSWORD: set, visitors must give it first
-    # Every dashboard query is a small indexed read: longer than this, or waiting on a lock, is cut off.
-    dashboard_statement_timeout_ms: int = 5000  # DASHBOARD_STATEMENT_TIMEOUT_MS
-    dashboard_lock_timeout_ms: int = 2000  # DASHBOARD_LOCK_TIMEOUT_MS
-    # Orchestration (Dagster)
-    retention_days: int = 7  # STOCK_RETENTION_DAYS: raw ticks older than this are removed once their daily bars verify
-    dead_letters_warn_per_hour: int = 100  # DEAD_LETTERS_WARN_PER_HOUR: the dead-letter asset check warns above this
+    # ---- PostgreSQL ----
+    postgres_dsn: str = setting(
+        "postgresql://stock@127.0.0.1:5432/stock", "libpq URL of the platform database; the local runtime's "
+        "passwords are in password files `services up` writes, never here.", group=POSTGRES,
+        derived="postgresql://stock@127.0.0.1:POSTGRES_PORT/stock", compose_sets=True,
+    )  # fmt: skip
+    postgres_port: int = setting(5432, "Port of the local PostgreSQL (and the host port compose publishes).", group=POSTGRES)
+
+    # ---- Redis ----
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", "Redis URL (the containers get one with the password).", group=REDIS,
+        derived="redis://127.0.0.1:REDIS_PORT/0", compose_sets=True,
+    )  # fmt: skip
+    redis_port: int = setting(6379, "Port of the local Redis (and the host port compose publishes).", group=REDIS)
+    redis_ttl_seconds: int = setting(300, "Seconds a latest quote lives in Redis (the seed's 5 minutes).", group=REDIS, ge=1)
+    redis_key_prefix: str = setting("stock:", "Prefix of every Redis key, so several platforms can share one Redis.", group=REDIS)
+
+    # ---- Spark ----
+    spark_master: str = setting(
+        "local[2,4]", "Master of the stream job: local[N,F] is one JVM with N cores and a failed task tried up to "
+        "F times; spark://host:7077 a standalone cluster.", group=SPARK,
+        derived="spark://127.0.0.1:SPARK_MASTER_PORT when SPARK_WORKERS > 0", compose_sets=True,
+    )  # fmt: skip
+    spark_trigger_seconds: float = setting(
+        0.5, "Seconds between two micro-batches: 0.5 s keeps p95 latency near 1 s at 2-3 % of a core when idle "
+        "(measured in BENCHMARKS.md).", group=SPARK, ge=0,
+    )  # fmt: skip
+    spark_max_offsets_per_trigger: int = setting(200_000, "Most Kafka records one micro-batch reads.", group=SPARK, ge=1)
+    spark_min_partitions: int = setting(
+        0, "Tasks per micro-batch at least (Kafka source minPartitions); 0: twice the job's cores, so a "
+        "3-partition topic keeps 2 cores evenly busy.", group=SPARK, ge=0,
+    )  # fmt: skip
+    spark_checkpoint_location: str = setting(
+        "", "Where the job keeps its Kafka offsets: a path, or a URI (hdfs://, s3a://) given to Spark untouched; "
+        "empty: STOCK_DATA_DIR/checkpoints/KAFKA_TOPIC. A cluster needs storage a restarted driver can reach.",
+        group=SPARK,
+    )  # fmt: skip
+    spark_conf: str = setting("", 'Extra Spark settings, "key=value;key=value", applied after ours.', group=SPARK)
+    spark_ship_environment: bool = setting(
+        True, "On a cluster, send executors a packed Python environment and the code (off when the workers' "
+        "image already has them).", group=SPARK,
+    )  # fmt: skip
+    spark_driver_memory: str = setting(
+        "2g", "Heap of the Spark driver (the stream job; docker-compose.yml gives containers 1g).", group=SPARK,
+        compose_sets=True,
+    )  # fmt: skip
+    spark_workers: int = setting(
+        0, "Spark standalone workers the local runtime starts beside a master (0: none, local mode).", group=SPARK, ge=0
+    )
+    spark_master_port: int = setting(7077, "Port of the local standalone master.", group=SPARK)
+    spark_master_ui_port: int = setting(8080, "Port of its web UI (worker i's UI: this + i).", group=SPARK)
+    spark_worker_cores: int = setting(1, "Cores of each local worker.", group=SPARK, ge=1)
+    spark_worker_memory: str = setting("1g", "Memory of each local worker, e.g. 1g or 512m.", group=SPARK)
+
+    # ---- Runtime, Dagster, dashboard ----
+    data_dir: Path = setting(
+        Path(".stock-data"), "Folder for checkpoints, logs and the local services' data (containers: /data).",
+        group=RUNTIME, env="STOCK_DATA_DIR", compose_sets=True,
+    )  # fmt: skip
+    cache_dir: Path = setting(
+        Path("~/.cache/stock-platform"), "Folder for downloaded jars and packages (images: /opt/stock-platform/cache).",
+        group=RUNTIME, env="STOCK_CACHE_DIR", compose_sets=True,
+    )  # fmt: skip
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = setting(
+        "INFO", "Logging level of every stock-platform process.", group=RUNTIME
+    )
+    dagster_port: int = setting(3000, "Port of the Dagster UI.", group=RUNTIME)
+    dagster_url: str = setting(
+        "http://127.0.0.1:3000", "Where the dashboard and `platform status` reach Dagster's GraphQL.", group=RUNTIME,
+        derived="http://127.0.0.1:DAGSTER_PORT", compose_sets=True,
+    )  # fmt: skip
+    dagster_postgres_url: str = setting(
+        "postgresql://stock@127.0.0.1:5432/dagster", "Dagster's own storage.", group=RUNTIME,
+        derived="postgresql://stock@127.0.0.1:POSTGRES_PORT/dagster", compose_sets=True,
+    )  # fmt: skip
+    dashboard_port: int = setting(8501, "Port of the dashboard.", group=RUNTIME)
+    dashboard_refresh_seconds: float = setting(5.0, "Seconds between two dashboard refreshes.", group=RUNTIME, gt=0)
+    dashboard_password: SecretStr = setting(
+        "", "Set, every visitor must give it before any page shows; empty, the dashboard is open to all.",
+        group=RUNTIME, inherited=False,
+    )  # fmt: skip
+    # 0 would switch the limits off in PostgreSQL, not make them instant.
+    dashboard_statement_timeout_ms: int = setting(
+        5000, "Longest a dashboard query may run before PostgreSQL cancels it (ms).", group=RUNTIME, ge=1
+    )
+    dashboard_lock_timeout_ms: int = setting(2000, "Longest a dashboard query may wait for a lock (ms).", group=RUNTIME, ge=1)
+
+    # ---- Data upkeep (Dagster) ----
+    retention_days: int = setting(
+        7, "Days raw ticks are kept; older ones are removed once their daily bars verify.", group=UPKEEP,
+        env="STOCK_RETENTION_DAYS", ge=1,
+    )  # fmt: skip
+    dead_letters_warn_per_hour: int = setting(
+        100, "Dead letters per hour above which the Dagster asset check warns.", group=UPKEEP, ge=0
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then `.env`; no secrets directory (compose passes variables)."""
+        return init_settings, env_settings, dotenv_settings
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at its default, whatever the environment holds (for tests and documentation)."""
+        return cls.model_validate({})
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with `changes` applied and checked; other values stay as they are (derived ones too)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return self.model_validate(values | changes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_defaults(cls, data: Any) -> Any:
+        """Fill the defaults that follow other settings; an explicit value always wins."""
+        if not isinstance(data, dict):
+            return data
+        # Blank means unset, as an empty variable does (pydantic-settings drops only the empty ones).
+        given = {_field_name(k): v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+
+        def number(name: str) -> int:
+            try:
+                return int(given.get(name, cls.model_fields[name].default))
+            except (TypeError, ValueError):  # the field's own validation names the bad value
+                return int(cls.model_fields[name].default)
+
+        kafka_port, brokers = number("kafka_port"), number("kafka_brokers")
+        postgres_port, workers = number("postgres_port"), number("spark_workers")
+        derived = {
+            "kafka_bootstrap_servers": ",".join(f"127.0.0.1:{kafka_port + 2 * i}" for i in range(max(brokers, 1))),
+            "kafka_controller_port": kafka_port + 1,
+            "kafka_replication_factor": min(3, max(brokers, 1)),
+            "postgres_dsn": f"postgresql://stock@127.0.0.1:{postgres_port}/stock",
+            "dagster_postgres_url": f"postgresql://stock@127.0.0.1:{postgres_port}/dagster",
+            "redis_url": f"redis://127.0.0.1:{number('redis_port')}/0",
+            "dagster_url": f"http://127.0.0.1:{number('dagster_port')}",
+        }
+        if workers > 0:
+            derived["spark_master"] = f"spark://127.0.0.1:{number('spark_master_port')}"
+        given = derived | given
+        given.setdefault("kafka_min_insync_replicas", 2 if number("kafka_replication_factor") >= 3 else 1)
+        return given
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return tuple(value)
+        symbols = tuple(s.strip().upper() for s in value.split(",") if s.strip())
+        if not symbols:
+            raise ValueError("must list at least one symbol")
+        return symbols
+
+    @field_validator("source", "finnhub_feeds", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("finnhub_rest_url", "dagster_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("data_dir", "cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @property
     def use_simulator(self) -> bool:
         """True when quotes come from the simulated market (no key, or asked for)."""
         if self.source == "auto":
-            return not self.finnhub_api_key
+            return not self.finnhub_api_key.get_secret_value()
         return self.source == "simulator"
 
     @property
@@ -171,125 +379,102 @@ class Settings:
         """Each local Spark worker's UI port, SPARK_MASTER_UI_PORT + i as in Spark's own layout (8080, 8081, ...)."""
         return [self.spark_master_ui_port + i for i in range(1, self.spark_workers + 1)]
 
-    def to_env(self) -> dict[str, str]:
-        """The environment variables that recreate these settings in a child process (key included)."""
-        env = {
-            "STOCK_DATA_DIR": str(self.data_dir),
-            "STOCK_CACHE_DIR": str(self.cache_dir),
-            "STOCK_SYMBOLS": ",".join(self.symbols),
-            "STOCK_SOURCE": self.source,
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "KAFKA_TOPIC": self.kafka_topic,
-            "KAFKA_BROKERS": str(self.kafka_brokers),
-            "KAFKA_REPLICATION_FACTOR": str(self.kafka_replication_factor),
-            "KAFKA_MIN_INSYNC_REPLICAS": str(self.kafka_min_insync_replicas),
-            "KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
-            "KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
-            "KAFKA_SASL_USERNAME": self.kafka_sasl_username,
-            "POSTGRES_DSN": self.postgres_dsn,
-            "REDIS_URL": self.redis_url,
-            "REDIS_KEY_PREFIX": self.redis_key_prefix,
-            "REDIS_TTL_SECONDS": str(self.redis_ttl_seconds),
-            "SPARK_MASTER": self.spark_master,
-            "SPARK_TRIGGER_SECONDS": str(self.spark_trigger_seconds),
-            "SPARK_MAX_OFFSETS_PER_TRIGGER": str(self.spark_max_offsets_per_trigger),
-            "SPARK_WORKERS": str(self.spark_workers),
-            "SPARK_MASTER_PORT": str(self.spark_master_port),
-            "SPARK_MASTER_UI_PORT": str(self.spark_master_ui_port),
-            "SPARK_WORKER_CORES": str(self.spark_worker_cores),
-            "SPARK_WORKER_MEMORY": self.spark_worker_memory,
-            "SPARK_CHECKPOINT_LOCATION": self.spark_checkpoint_location,
-            "SPARK_CONF": self.spark_conf,
-            "SPARK_MIN_PARTITIONS": str(self.spark_min_partitions),
-            "SPARK_SHIP_ENVIRONMENT": str(self.spark_ship_environment).lower(),
-        }
-        if self.finnhub_api_key:
-            env["FINNHUB_API_KEY"] = self.finnhub_api_key
-        if self.kafka_sasl_password:
-            env["KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password
-        return env
+    def env_value(self, name: str) -> str:
+        """One setting as its variable's text (secrets in clear: only for a child's environment)."""
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return str(value)
+
+    def to_env(self, names: Any = None) -> dict[str, str]:
+        """The variables that recreate these settings in a child process: every inherited one, or `names`.
+
+        An unset secret is left out, so a child does not see an empty password as one that was set.
+        """
+        chosen = [n for n, f in type(self).model_fields.items() if _meta(f)["inherited"]] if names is None else names
+        env = {setting_env_name(n): self.env_value(n) for n in chosen}
+        return {k: v for k, v in env.items() if v or not _is_secret(type(self).model_fields[_field_name(k)])}
 
     def describe(self) -> dict[str, str]:
-        """All settings as strings with the secrets (Finnhub key, Kafka and dashboard passwords) masked, for logs and the CLI."""
-        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
-        out["finnhub_api_key"] = "****" if self.finnhub_api_key else "(unset: simulated market)"
-        out["kafka_sasl_password"] = "****" if self.kafka_sasl_password else "(unset)"
-        out["dashboard_password"] = "****" if self.dashboard_password else "(unset: no login)"
+        """All settings as text, secrets masked (set or unset shown), for logs and `stock-platform config`.
+
+        A password inside a URL (a deployment's POSTGRES_DSN or REDIS_URL) is masked too.
+        """
+        out = {}
+        for name, info in type(self).model_fields.items():
+            if _is_secret(info):
+                out[name] = "****" if self.env_value(name) else "(unset)"
+            else:
+                out[name] = _URL_PASSWORD.sub(r"\1****@", self.env_value(name))
         return out
 
 
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def _meta(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    return info.annotation is SecretStr
+
+
+def setting_env_name(name: str) -> str:
+    """The environment variable of the setting called `name`."""
+    alias = Settings.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else name.upper()
+
+
+def setting_help(name: str) -> str:
+    """The setting's meaning and variable, for help texts (the Dagster resources' field descriptions)."""
+    return f"{Settings.model_fields[name].description} ({setting_env_name(name)})"
+
+
+def _field_name(key: str) -> str:
+    """The field a key names, given either as the field or as its variable."""
+    return _BY_ENV.get(key, key)
+
+
+_BY_ENV: dict[str, str] = {setting_env_name(name): name for name in Settings.model_fields}
+
+
+def _error_message(info: FieldInfo, error: Any) -> str:
+    """What a bad value must be, in words, from pydantic's error (without pydantic's jargon)."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    noun = "whole number" if info.annotation is int else "number"
+    if any(getattr(m, "gt", None) == 0 for m in info.metadata) and kind in {
+        "int_parsing", "int_from_float", "float_parsing", "greater_than", "finite_number",
+    }:  # fmt: skip
+        return f"must be a positive {noun}"
+    if kind in {"int_parsing", "int_from_float", "float_parsing", "finite_number"}:
+        return f"must be a {noun}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "bool_parsing":
+        return "must be true or false"
+    if kind == "literal_error":
+        return "must be " + str(ctx["expected"]).replace("'", "")
+    if kind == "value_error":
+        return str(ctx["error"])
+    return str(error["msg"]).lower()
+
+
 def load_settings() -> Settings:
-    """Read every setting from the environment, falling back to the defaults."""
-    d = Settings()
-    data_dir = Path(_env_str("STOCK_DATA_DIR", str(d.data_dir))).expanduser().resolve()
-    postgres_port = _env_int("POSTGRES_PORT", d.postgres_port)
-    redis_port = _env_int("REDIS_PORT", d.redis_port)
-    kafka_port = _env_int("KAFKA_PORT", d.kafka_port)
-    kafka_brokers = _env_int("KAFKA_BROKERS", d.kafka_brokers)
-    replication = _env_int("KAFKA_REPLICATION_FACTOR", min(3, kafka_brokers))
-    spark_workers = _env_int("SPARK_WORKERS", d.spark_workers)
-    spark_master_port = _env_int("SPARK_MASTER_PORT", d.spark_master_port)
-    source = _env_str("STOCK_SOURCE", d.source).lower()
-    if source not in {"auto", "simulator", "finnhub", "replay"}:
-        raise ValueError(f"setting STOCK_SOURCE must be auto, simulator, finnhub or replay, got {source!r}")
-    settings = Settings(
-        finnhub_api_key=os.environ.get("FINNHUB_API_KEY", "").strip(),
-        finnhub_rest_url=_env_str("FINNHUB_REST_URL", d.finnhub_rest_url).rstrip("/"),
-        finnhub_ws_url=_env_str("FINNHUB_WS_URL", d.finnhub_ws_url),
-        finnhub_feeds=_env_str("FINNHUB_FEEDS", d.finnhub_feeds).lower(),
-        finnhub_calls_per_minute=_env_int("FINNHUB_CALLS_PER_MINUTE", d.finnhub_calls_per_minute),
-        finnhub_calls_per_second=_env_int("FINNHUB_CALLS_PER_SECOND", d.finnhub_calls_per_second),
-        symbols=_env_symbols("STOCK_SYMBOLS"),
-        poll_interval_seconds=_env_float("STOCK_POLL_INTERVAL_SECONDS", d.poll_interval_seconds),
-        source=source,
-        simulator_quotes_per_second=_env_float("SIMULATOR_QUOTES_PER_SECOND", d.simulator_quotes_per_second),
-        simulator_seed=_env_int("SIMULATOR_SEED", d.simulator_seed),
-        producer_id=_env_str("PRODUCER_ID", f"{os.uname().nodename}-{os.getpid()}"),
-        kafka_bootstrap_servers=_env_str(
-            "KAFKA_BOOTSTRAP_SERVERS", ",".join(f"127.0.0.1:{kafka_port + 2 * i}" for i in range(kafka_brokers))
-        ),
-        kafka_topic=_env_str("KAFKA_TOPIC", d.kafka_topic),
-        kafka_partitions=_env_int("KAFKA_PARTITIONS", d.kafka_partitions),
-        kafka_port=kafka_port,
-        kafka_controller_port=_env_int("KAFKA_CONTROLLER_PORT", kafka_port + 1),
-        kafka_brokers=kafka_brokers,
-        kafka_replication_factor=replication,
-        kafka_min_insync_replicas=_env_int("KAFKA_MIN_INSYNC_REPLICAS", 2 if replication >= 3 else 1),
-        kafka_security_protocol=_env_str("KAFKA_SECURITY_PROTOCOL", d.kafka_security_protocol).upper(),
-        kafka_sasl_mechanism=_env_str("KAFKA_SASL_MECHANISM", d.kafka_sasl_mechanism).upper(),
-        kafka_sasl_username=_env_str("KAFKA_SASL_USERNAME", d.kafka_sasl_username),
-        kafka_sasl_password=os.environ.get("KAFKA_SASL_PASSWORD", "").strip(),
-        postgres_dsn=_env_str("POSTGRES_DSN", f"postgresql://stock@127.0.0.1:{postgres_port}/stock"),
-        postgres_port=postgres_port,
-        redis_url=_env_str("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0"),
-        redis_port=redis_port,
-        redis_ttl_seconds=_env_int("REDIS_TTL_SECONDS", d.redis_ttl_seconds),
-        redis_key_prefix=_env_str("REDIS_KEY_PREFIX", d.redis_key_prefix),
-        # A local standalone cluster (SPARK_WORKERS > 0) becomes the default master; SPARK_MASTER still wins.
-        spark_master=_env_str("SPARK_MASTER", f"spark://127.0.0.1:{spark_master_port}" if spark_workers else d.spark_master),
-        spark_trigger_seconds=_env_float("SPARK_TRIGGER_SECONDS", d.spark_trigger_seconds),
-        spark_max_offsets_per_trigger=_env_int("SPARK_MAX_OFFSETS_PER_TRIGGER", d.spark_max_offsets_per_trigger),
-        spark_workers=spark_workers,
-        spark_master_port=spark_master_port,
-        spark_master_ui_port=_env_int("SPARK_MASTER_UI_PORT", d.spark_master_ui_port),
-        spark_worker_cores=_env_int("SPARK_WORKER_CORES", d.spark_worker_cores),
-        spark_worker_memory=_env_str("SPARK_WORKER_MEMORY", d.spark_worker_memory),
-        spark_checkpoint_location=os.environ.get("SPARK_CHECKPOINT_LOCATION", "").strip(),
-        spark_conf=os.environ.get("SPARK_CONF", "").strip(),
-        spark_min_partitions=_env_int("SPARK_MIN_PARTITIONS", d.spark_min_partitions),
-        spark_ship_environment=_env_bool("SPARK_SHIP_ENVIRONMENT", d.spark_ship_environment),
-        data_dir=data_dir,
-        cache_dir=Path(_env_str("STOCK_CACHE_DIR", str(d.cache_dir))).expanduser().resolve(),
-        dagster_port=_env_int("DAGSTER_PORT", d.dagster_port),
-        dagster_url=_env_str("DAGSTER_URL", f"http://127.0.0.1:{_env_int('DAGSTER_PORT', d.dagster_port)}").rstrip("/"),
-        dagster_postgres_url=_env_str("DAGSTER_POSTGRES_URL", f"postgresql://stock@127.0.0.1:{postgres_port}/dagster"),
-        dashboard_port=_env_int("DASHBOARD_PORT", d.dashboard_port),
-        dashboard_refresh_seconds=_env_float("DASHBOARD_REFRESH_SECONDS", d.dashboard_refresh_seconds),
-        dashboard_password=os.environ.get("DASHBOARD_PASSWORD", ""),
-        dashboard_statement_timeout_ms=_env_int("DASHBOARD_STATEMENT_TIMEOUT_MS", d.dashboard_statement_timeout_ms),
-        dashboard_lock_timeout_ms=_env_int("DASHBOARD_LOCK_TIMEOUT_MS", d.dashboard_lock_timeout_ms),
-        retention_days=_env_int("STOCK_RETENTION_DAYS", d.retention_days),
-        dead_letters_warn_per_hour=_env_int("DEAD_LETTERS_WARN_PER_HOUR", d.dead_letters_warn_per_hour),
-    )
+    """Read every setting from the environment and `.env`; ValueError names the variable and the bad value."""
+    env_file = None if os.environ.get(APP_MARKER) else ENV_FILE
+    try:
+        settings = Settings(_env_file=env_file)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = _field_name(str(first["loc"][0]))
+        raise ValueError(
+            f"setting {setting_env_name(name)} {_error_message(Settings.model_fields[name], first)}, got {first['input']!r}"
+        ) from None
     check_cluster(settings)
     return settings

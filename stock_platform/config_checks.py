@@ -37,19 +37,7 @@ def _check_local_ports(s: Settings) -> None:
 
 
 def check_cluster(s: Settings) -> None:
-    """Refuse Kafka and Spark cluster settings (and counts or limits below their least) that cannot work, naming the setting."""
-    for name, value, least in (
-        ("KAFKA_BROKERS", s.kafka_brokers, 1),
-        ("KAFKA_REPLICATION_FACTOR", s.kafka_replication_factor, 1),
-        ("KAFKA_MIN_INSYNC_REPLICAS", s.kafka_min_insync_replicas, 1),
-        ("SPARK_WORKERS", s.spark_workers, 0),
-        ("SPARK_WORKER_CORES", s.spark_worker_cores, 1),
-        # 0 would switch the limit off in PostgreSQL, not make it instant.
-        ("DASHBOARD_STATEMENT_TIMEOUT_MS", s.dashboard_statement_timeout_ms, 1),
-        ("DASHBOARD_LOCK_TIMEOUT_MS", s.dashboard_lock_timeout_ms, 1),
-    ):
-        if value < least:
-            raise ValueError(f"setting {name} must be at least {least}, got {value}")
+    """Refuse Kafka and Spark cluster settings that cannot work together, naming the setting (single values are checked by their declaration)."""
     if s.kafka_min_insync_replicas > s.kafka_replication_factor:
         raise ValueError(
             f"setting KAFKA_MIN_INSYNC_REPLICAS ({s.kafka_min_insync_replicas}) must not exceed KAFKA_REPLICATION_FACTOR "
@@ -57,5 +45,6 @@ def check_cluster(s: Settings) -> None:
         )
     if not re.fullmatch(r"[1-9][0-9]*[mMgG]", s.spark_worker_memory):
         raise ValueError(f"setting SPARK_WORKER_MEMORY must be a size such as 1g or 512m, got {s.spark_worker_memory!r}")
-    check_kafka_security(s.kafka_security_protocol, s.kafka_sasl_mechanism, s.kafka_sasl_username, s.kafka_sasl_password)
+    password = s.kafka_sasl_password.get_secret_value()
+    check_kafka_security(s.kafka_security_protocol, s.kafka_sasl_mechanism, s.kafka_sasl_username, password)
     _check_local_ports(s)

@@ -86,7 +86,10 @@ class KafkaSecurity:
         if isinstance(source, KafkaSecurity):
             return source
         return cls(
-            source.kafka_security_protocol, source.kafka_sasl_mechanism, source.kafka_sasl_username, source.kafka_sasl_password
+            source.kafka_security_protocol,
+            source.kafka_sasl_mechanism,
+            source.kafka_sasl_username,
+            source.kafka_sasl_password.get_secret_value(),
         )
 
     @property

@@ -7,7 +7,6 @@ running side by side, or a running `make up`, never see each other's data.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -69,7 +68,7 @@ def platform_settings(services: Settings, session_database: str) -> Iterator[Set
     topic = f"test-quotes-{tag}"
     prefix = f"test:{tag}:"
     ensure_topic(services.kafka_bootstrap_servers, topic, 3)
-    yield dataclasses.replace(services, postgres_dsn=session_database, kafka_topic=topic, redis_key_prefix=prefix)
+    yield services.replace(postgres_dsn=session_database, kafka_topic=topic, redis_key_prefix=prefix)
     delete_topic(services.kafka_bootstrap_servers, topic)
     try:
         client = redis.Redis.from_url(services.redis_url, socket_timeout=5)
@@ -97,7 +96,7 @@ def clean_tables(session_database: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def spark(services: Settings):  # noqa: ANN201 - pyspark is imported lazily
+def spark(services: Settings):
     """One SparkSession for the whole test session (it takes ~9 s to start)."""
     from stock_platform.streaming.session import build_spark_session
 

@@ -7,7 +7,6 @@ are never touched. Used by the platform up/down test and the chaos suite.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import shutil
@@ -116,7 +115,7 @@ class PrivatePlatform:
         self.env["PGPASSFILE"] = str(settings.postgres_passfile)
         # The test process keeps the shared server's PGPASSFILE; this platform's DSN names its own password file.
         dsn = make_dsn(settings.postgres_dsn, passfile=str(settings.postgres_passfile))
-        self.settings: Settings = dataclasses.replace(settings, postgres_dsn=dsn)
+        self.settings: Settings = settings.replace(postgres_dsn=dsn)
         self.logs = data_dir / "logs"
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -56,7 +56,7 @@ def test_key_never_appears_in_repr_or_description(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("STOCK_POLL_INTERVAL_SECONDS", "soon", "STOCK_POLL_INTERVAL_SECONDS must be a number"),
+        ("STOCK_POLL_INTERVAL_SECONDS", "soon", "STOCK_POLL_INTERVAL_SECONDS must be a positive number"),
         ("REDIS_PORT", "6379.5", "REDIS_PORT must be a whole number"),
         ("STOCK_SOURCE", "bloomberg", "STOCK_SOURCE must be auto, simulator, finnhub or replay"),
         ("STOCK_SYMBOLS", " , ", "STOCK_SYMBOLS must list at least one symbol"),
@@ -181,7 +181,7 @@ def test_dashboard_password_is_a_secret_and_the_limits_are_read(cluster_env: pyt
     cluster_env.setenv("DASHBOARD_PASSWORD", "open-sesame-42")
     cluster_env.setenv("DASHBOARD_STATEMENT_TIMEOUT_MS", "2500")
     settings = load_settings()
-    assert settings.dashboard_password == "open-sesame-42"
+    assert settings.dashboard_password.get_secret_value() == "open-sesame-42"
     assert "open-sesame-42" not in repr(settings) and "open-sesame-42" not in str(settings.describe())
     assert "open-sesame-42" not in str(settings.to_env()), "no child process of the platform needs it"
     assert (settings.dashboard_statement_timeout_ms, settings.dashboard_lock_timeout_ms) == (2500, 2000)

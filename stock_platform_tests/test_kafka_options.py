@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import subprocess
 
@@ -24,19 +23,18 @@ _BUILDERS = (kafka_python_options, librdkafka_options, spark_kafka_options)
 
 
 def _sasl(mechanism: str = "SCRAM-SHA-512", protocol: str = "SASL_SSL") -> Settings:
-    return dataclasses.replace(
-        Settings(), kafka_security_protocol=protocol, kafka_sasl_mechanism=mechanism,
+    return Settings.defaults().replace(kafka_security_protocol=protocol, kafka_sasl_mechanism=mechanism,
         kafka_sasl_username="quotes-app", kafka_sasl_password=PASSWORD,
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("build", _BUILDERS)
 def test_plaintext_adds_nothing(build) -> None:
-    assert build(Settings()) == {}
+    assert build(Settings.defaults()) == {}
 
 
 def test_ssl_sets_only_the_protocol() -> None:
-    ssl = dataclasses.replace(Settings(), kafka_security_protocol="SSL")
+    ssl = Settings.defaults().replace(kafka_security_protocol="SSL")
     assert kafka_python_options(ssl) == {"security_protocol": "SSL"}
     assert librdkafka_options(ssl) == {"security.protocol": "SSL"}
     assert spark_kafka_options(ssl) == {"kafka.security.protocol": "SSL"}
@@ -143,10 +141,7 @@ def test_kafkas_own_jaas_parser_reads_back_every_password(base_settings: Setting
     if "jdk.compiler" not in listed.stdout:
         pytest.skip("running a Java source file needs a JDK (jdk.compiler); this machine has only a JRE")
     passwords = [PASSWORD, "plain", "new\nline\rcr\ttab", "ünïcödé €", "\\123 octal-looking", 'ends with \\"']
-    lines = [
-        spark_kafka_options(dataclasses.replace(_sasl("PLAIN"), kafka_sasl_password=p))["kafka.sasl.jaas.config"]
-        for p in passwords
-    ]
+    lines = [spark_kafka_options(_sasl("PLAIN").replace(kafka_sasl_password=p))["kafka.sasl.jaas.config"] for p in passwords]
     source = tmp_path / "JaasCheck.java"
     source.write_text(_JAAS_CHECK)
     classpath = str(kafka_broker_jars(base_settings.cache_dir)[0].parent / "*")

@@ -6,7 +6,8 @@ compare (`/compare`) and pipeline health (`/health`).
 
 Where the data comes from:
 - `hot.py`: Redis hot data written by the stream job (`RedisKeys`: `latest:*`,
-  `ticks:*`, `heartbeat:producer|stream`), one pipelined round trip per read.
+  `ticks:*`), one pipelined round trip per read, and the heartbeats of the
+  stream and of every producer (`storage.heartbeats`).
 - `queries.py`, `health_queries.py`: PostgreSQL (`stock_prices`,
   `stock_candles_1m`, `stock_daily_bars`, `stream_batches`, `dead_letters`),
   parameterised SQL on the existing indexes, cached for two seconds (`cache.py`).

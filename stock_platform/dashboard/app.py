@@ -25,7 +25,7 @@ def main() -> None:
     from stock_platform.dashboard.views.common import settings
 
     st.set_page_config(page_title="stock-platform", page_icon="📈", layout="wide")
-    password = settings().dashboard_password
+    password = settings().dashboard_password.get_secret_value()
     pages = [
         st.Page(overview.render, title="Market overview", icon="📈", default=True),  # served at /
         st.Page(symbol.render, title="Symbol view", icon="🕯️", url_path="symbol"),

@@ -34,7 +34,6 @@ def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     env = dashboard_env(settings, os.environ)
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with Streamlit; argv is ours
-    return 0  # not reached
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

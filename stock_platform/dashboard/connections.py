@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TypeVar
 
 import psycopg2
 import psycopg2.errors
@@ -25,19 +25,26 @@ import psycopg2.extensions
 import redis
 
 from stock_platform.config import Settings
+from stock_platform.storage import postgres as shared_postgres
+from stock_platform.storage import redis_client as shared_redis
 
 __all__ = ["DataUnavailable", "configure", "pg_cursor", "redis_call", "redis_client", "reset_connections"]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _CONNECT_TIMEOUT_S = 2
+# Redis answers a page's few reads in milliseconds: a second means it is down or swamped.
+_REDIS_TIMEOUT_S = 1.0
 _POOL_MAX = 8
 
 _lock = threading.Lock()
 _pools: dict[str, _Pool] = {}
 _redis: dict[str, redis.Redis] = {}
 # (statement timeout, lock timeout) in ms of every new session; the settings' defaults until `configure` says otherwise.
-_limits: tuple[int, int] = (Settings.dashboard_statement_timeout_ms, Settings.dashboard_lock_timeout_ms)
+_DEFAULTS = Settings.model_fields
+_limits: tuple[int, int] = (_DEFAULTS["dashboard_statement_timeout_ms"].default, _DEFAULTS["dashboard_lock_timeout_ms"].default)
 
 
 class DataUnavailable(RuntimeError):
@@ -71,14 +78,16 @@ class _Pool:
             if self.idle:
                 return self.idle.pop()
         statement_ms, lock_ms = self.limits
-        conn = psycopg2.connect(
+        conn = shared_postgres.connect(
             self.dsn,
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            application_name="stock-platform-dashboard",
+            "stock-platform-dashboard",
+            _CONNECT_TIMEOUT_S,
+            statement_timeout_ms=statement_ms,
+            lock_timeout_ms=lock_ms,
             # Read-only even when POSTGRES_DSN is a writer's (a deployment without the stock_reader role).
             # JIT: the planner's row estimates for a symbol with millions of ticks make it compile
             # (~400 ms) queries that then read fifty rows; no dashboard query is big enough to gain.
-            options=f"-c statement_timeout={statement_ms} -c lock_timeout={lock_ms} -c default_transaction_read_only=on -c jit=off",
+            server_settings={"default_transaction_read_only": "on", "jit": "off"},
         )
         conn.autocommit = True
         return conn
@@ -162,14 +171,12 @@ def redis_client(url: str) -> redis.Redis:
     with _lock:
         client = _redis.get(url)
         if client is None:
-            client = redis.Redis.from_url(
-                url, socket_timeout=1, socket_connect_timeout=1, decode_responses=True, health_check_interval=30
-            )
+            client = shared_redis.redis_client(url, socket_timeout=_REDIS_TIMEOUT_S, connect_timeout=_REDIS_TIMEOUT_S)
             _redis[url] = client
         return client
 
 
-def redis_call(url: str, action: Any) -> Any:
+def redis_call(url: str, action: Callable[[redis.Redis], T]) -> T:
     """Run `action(client)` and turn any Redis error into `DataUnavailable("Redis", ...)`."""
     try:
         return action(redis_client(url))

@@ -9,15 +9,18 @@ supervisor's decision are judged in `dashboard.run_health`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 from stock_platform.dashboard.cache import ttl_cache
-from stock_platform.kafka_options import KafkaSecurity, kafka_python_options
+from stock_platform.kafka_options import KafkaSecurity
+from stock_platform.storage.heartbeats import PRODUCER, STALE_AFTER_SECONDS, STREAM, beat_age, is_stale, work_age
+from stock_platform.storage.kafka_offsets import end_offsets
+from stock_platform.supervised_runs import SUPERVISED_JOBS, DagsterRuns, fetch_supervised_runs
 
 __all__ = [
     "DEAD_LETTER_KINDS",
-    "HEARTBEAT_FIELDS",
     "SUPERVISED_JOBS",
     "ComponentState",
     "DagsterRuns",
@@ -34,19 +37,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# A heartbeat is fresh under 30 s, late under 120 s, and stale beyond (the lead's rule).
-HEARTBEAT_AMBER_S = 30.0
-HEARTBEAT_RED_S = 120.0
 # A symbol's newest tick: the simulator ticks every few seconds and Finnhub REST every 30 s.
 TICK_AMBER_S = 90.0
 TICK_RED_S = 600.0
 LAG_AMBER = 1_000
 LAG_RED = 100_000
-# The field holding each component's last sign of work, then its fallback.
-HEARTBEAT_FIELDS: dict[str, tuple[str, ...]] = {
-    "producer": ("last_publish_ms", "started_ms"),
-    "stream": ("last_batch_ms", "started_ms"),
-}
+# What a component's last sign of work is called on its card.
+_WORK_WORDS = {PRODUCER: "last publish", STREAM: "last batch"}
 
 
 # Why a record is a dead letter (sql/012), in the order the page lists them.
@@ -85,7 +82,7 @@ def age_level(age_s: float | None, amber_s: float, red_s: float) -> Level:
 
 @dataclass(frozen=True)
 class ComponentState:
-    """One component's light, the age of its last sign of life, and a sentence saying why."""
+    """One component's light, the age of its last beat (None: none, or no time in it), and a sentence saying why."""
 
     component: str
     level: Level
@@ -93,19 +90,29 @@ class ComponentState:
     detail: str
 
 
-def heartbeat_state(component: str, heartbeat: dict[str, str], now_ms: int) -> ComponentState:
-    """Judge a producer or stream heartbeat hash by how long ago it last did work."""
+def heartbeat_state(component: str, heartbeat: Mapping[str, str], now_ms: int) -> ComponentState:
+    """Judge a producer's or the stream's heartbeat by the supervisors' stale rule, and say when it last worked.
+
+    Red without a beat, with a stale one (`storage.heartbeats.is_stale`) or with the last beat a process
+    wrote on its way out (`state` other than running); amber while it beats but has not worked for longer
+    than the stale threshold, or never ("never", not an age counted from 1970); green otherwise.
+    """
     if not heartbeat:
         return ComponentState(component, Level.RED, None, "no heartbeat in Redis: not running (or never started)")
-    for name in HEARTBEAT_FIELDS.get(component, ("updated_ms", "started_ms")):
-        try:
-            last_ms = int(float(heartbeat[name]))
-        except (KeyError, ValueError):
-            continue
-        age_s = max(0.0, (now_ms - last_ms) / 1000.0)
-        level = age_level(age_s, HEARTBEAT_AMBER_S, HEARTBEAT_RED_S)
-        return ComponentState(component, level, age_s, f"{name.removesuffix('_ms').replace('_', ' ')} {age_s:,.0f} s ago")
-    return ComponentState(component, Level.AMBER, None, "heartbeat has no timestamp")
+    now = now_ms / 1000
+    age, worked = beat_age(heartbeat, now), work_age(component, heartbeat, now)
+    beat = "no beat time" if age is None else f"last beat {age:,.0f} s ago"
+    when = "never" if worked is None else f"{worked:,.0f} s ago"
+    work = f"{_WORK_WORDS.get(component, 'last work')} {when}"
+    state = heartbeat.get("state") or "running"
+    if is_stale(heartbeat, now):
+        return ComponentState(component, Level.RED, age, f"stale: {beat} (stale after {STALE_AFTER_SECONDS:.0f} s); {work}")
+    if state != "running":
+        return ComponentState(component, Level.RED, age, f"{state}: {work}; {beat}")
+    if worked is None or worked > STALE_AFTER_SECONDS:
+        quiet = "nothing yet" if worked is None else "idle"
+        return ComponentState(component, Level.AMBER, age, f"alive, {quiet}: {work}; {beat}")
+    return ComponentState(component, Level.GREEN, age, f"{work}; {beat}")
 
 
 @dataclass(frozen=True)
@@ -136,31 +143,18 @@ def kafka_end_offsets(bootstrap_servers: str, topic: str, security: KafkaSecurit
 
     `security` (hashable, so it is part of the cache key) logs the consumer in to a secured cluster.
     """
-    from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
-    consumer = None
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id="stock-platform-dashboard",
-            enable_auto_commit=False,
-            bootstrap_timeout_ms=2000,
-            request_timeout_ms=3000,
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=500,
-            **kafka_python_options(security or KafkaSecurity()),
-        )
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise RuntimeError(f"topic {topic!r} does not exist")
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+        ends = end_offsets(
+            bootstrap_servers, topic, security, client_id="stock-platform-dashboard",
+            request_timeout_ms=3000, bootstrap_timeout_ms=2000,
+        )  # fmt: skip
     except KafkaError as e:
         raise RuntimeError(f"Kafka unreachable at {bootstrap_servers}: {type(e).__name__}") from e
-    finally:
-        if consumer is not None:
-            consumer.close()
+    if not ends:
+        raise RuntimeError(f"topic {topic!r} does not exist")
+    return ends
 
 
 def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int], security: KafkaSecurity | None = None) -> KafkaLag:
@@ -177,16 +171,6 @@ def kafka_lag(bootstrap_servers: str, topic: str, committed: dict[int, int], sec
     lag = {p: max(0, end - committed.get(p, 0)) for p, end in ends.items()}
     return KafkaLag(lag, ends)
 
-
-# The long-running jobs Dagster supervises: the page shows each one's newest run, whatever else ran since.
-SUPERVISED_JOBS = ("producer_job", "streaming_job")
-
-_RUN_FIELDS = "__typename ... on Runs { results { runId jobName status startTime endTime } } ... on PythonError { message }"
-_RUNS_QUERY = (
-    "{ "
-    + " ".join(f'{job}: runsOrError(filter: {{pipelineName: "{job}"}}, limit: 1) {{ {_RUN_FIELDS} }}' for job in SUPERVISED_JOBS)
-    + f" recent: runsOrError(limit: 5) {{ {_RUN_FIELDS} }} }}"
-)
 
 # A supervised job is meant to run forever: only a started run is green.
 _RUN_LEVELS = {
@@ -208,32 +192,10 @@ def run_level(run: dict | None) -> tuple[Level, str]:
     return _RUN_LEVELS.get(str(run.get("status")), (Level.UNKNOWN, f"status {run.get('status')}"))
 
 
-@dataclass(frozen=True)
-class DagsterRuns:
-    """The newest run of each supervised job, the newest runs of any job, or why Dagster could not be asked."""
-
-    supervised: dict[str, dict | None]
-    recent: list[dict]
-    error: str = ""
-
-
 @ttl_cache(5.0)
 def dagster_runs(url: str) -> DagsterRuns:
-    """Ask Dagster's GraphQL API for the supervised jobs' newest runs and the five newest runs overall."""
-    import requests
-
-    try:
-        reply = requests.post(f"{url}/graphql", json={"query": _RUNS_QUERY}, timeout=1.5)
-        reply.raise_for_status()
-        data = reply.json()["data"]
-        results = {key: (data.get(key) or {}).get("results") for key in (*SUPERVISED_JOBS, "recent")}
-    except (requests.RequestException, ValueError, KeyError, TypeError, AttributeError) as e:
-        empty = dict.fromkeys(SUPERVISED_JOBS)
-        return DagsterRuns(empty, [], f"Dagster not reachable at {url} ({type(e).__name__})")
-    if any(r is None for r in results.values()):
-        return DagsterRuns(dict.fromkeys(SUPERVISED_JOBS), [], "Dagster answered without a run list")
-    supervised = {job: (results[job][0] if results[job] else None) for job in SUPERVISED_JOBS}
-    return DagsterRuns(supervised, results["recent"])
+    """The supervised jobs' newest runs and the five newest runs overall (`supervised_runs`), for five seconds."""
+    return fetch_supervised_runs(url)
 
 
 def dead_letter_level(by_kind: dict[str, tuple[int, int]], warn_per_hour: int) -> Level:

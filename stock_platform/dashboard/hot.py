@@ -1,4 +1,4 @@
-"""The dashboard's Redis reads: the hot data the stream job keeps for the last five minutes.
+"""The dashboard's Redis reads: the hot data the stream job keeps for the last five minutes, and the heartbeats.
 
 A whole watchlist is read in one pipelined round trip (a `latest` hash and a
 `ticks` range per symbol), which is what keeps the overview under a few
@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
+
+import redis
 
 from stock_platform.dashboard.connections import redis_call
+from stock_platform.storage.heartbeats import Heartbeats, read_heartbeats
 from stock_platform.storage.redis_keys import RedisKeys
 
 __all__ = ["HotQuote", "heartbeats", "hot_quotes"]
@@ -41,7 +46,7 @@ def _float(value: str | None) -> float | None:
     if value in (None, "", "None", "null"):
         return None
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     except ValueError:
         return None
 
@@ -91,7 +96,7 @@ def hot_quotes(redis_url: str, prefix: str, symbols: tuple[str, ...]) -> dict[st
     """
     keys = RedisKeys(prefix)
 
-    def read(client):  # noqa: ANN001, ANN202 - a redis.Redis, typed by redis_call
+    def read(client: redis.Redis) -> list[Any]:
         pipe = client.pipeline(transaction=False)
         for symbol in symbols:
             pipe.hgetall(keys.latest(symbol))
@@ -107,14 +112,8 @@ def hot_quotes(redis_url: str, prefix: str, symbols: tuple[str, ...]) -> dict[st
     return out
 
 
-def heartbeats(redis_url: str, prefix: str, components: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """The heartbeat hash of each component (empty dict when it has none)."""
+def heartbeats(redis_url: str, prefix: str) -> Heartbeats:
+    """The stream's heartbeat and every beating producer's (`storage.heartbeats.read_heartbeats`)."""
     keys = RedisKeys(prefix)
-
-    def read(client):  # noqa: ANN001, ANN202
-        pipe = client.pipeline(transaction=False)
-        for component in components:
-            pipe.hgetall(keys.heartbeat(component))
-        return pipe.execute()
-
-    return dict(zip(components, redis_call(redis_url, read), strict=True))
+    now_ms = int(time.time() * 1000)
+    return redis_call(redis_url, lambda client: read_heartbeats(client, keys, now_ms))

@@ -82,14 +82,15 @@ def _cold_tiles(settings: Settings, symbols: tuple[str, ...]) -> dict[str, Tile]
     if latest.empty:
         return {}
     ticks = queries.recent_ticks(settings.postgres_dsn, tuple(latest["symbol"]))
-    tiles = {}
-    for row in latest.itertuples(index=False):
-        mine = ticks[ticks["symbol"] == row.symbol]
-        tiles[row.symbol] = Tile(
-            symbol=row.symbol,
-            price=row.price,
-            prev_close=None if pd.isna(row.prev_close) else row.prev_close,
-            last_tick=row.event_time.to_pydatetime() if hasattr(row.event_time, "to_pydatetime") else row.event_time,
+    tiles: dict[str, Tile] = {}
+    for row in latest.to_dict("records"):
+        symbol = str(row["symbol"])
+        mine = ticks[ticks["symbol"] == symbol]
+        tiles[symbol] = Tile(
+            symbol=symbol,
+            price=float(row["price"]),
+            prev_close=None if pd.isna(row["prev_close"]) else float(row["prev_close"]),
+            last_tick=pd.Timestamp(row["event_time"]).to_pydatetime(),
             points=list(zip(mine["event_time"], mine["price"], strict=True)),
             source="postgres",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from stock_platform.config import Settings
 
@@ -26,12 +27,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from stock_platform.ingestion.run import ProduceOptions, run_produce
     from stock_platform.ingestion.simulator import synthetic_symbols
 
-    try:
-        limits = ProducerLimits.from_env()
-    except ValueError as e:
-        print(f"stock-platform produce: {e}", file=sys.stderr)
-        return 2
-
+    limits = ProducerLimits.of(settings)
     source_args = args.source or [settings.source]
     source = source_args[0].lower()
     if source == "auto":
@@ -46,9 +42,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
         else tuple(s.upper() for s in args.symbols or settings.symbols)
     )
     if args.symbols or args.symbols_count:
-        import dataclasses
-
-        settings = dataclasses.replace(settings, symbols=symbols)
+        settings = settings.replace(symbols=symbols)
     rate = settings.simulator_quotes_per_second if args.rate is False else args.rate
     options = ProduceOptions(
         source=source, symbols=symbols, rate=rate, max_records=args.max_records, duration=args.duration,
@@ -67,7 +61,7 @@ def _fake_finnhub(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    limits = {} if args.limits else {"calls_per_second": None, "calls_per_minute": None}
+    limits: dict[str, Any] = {} if args.limits else {"calls_per_second": None, "calls_per_minute": None}
     with FakeFinnhub(args.api_key, port=args.port, ws_port=args.ws_port, **limits) as fake:
         print(f"FINNHUB_REST_URL={fake.rest_url}")
         print(f"FINNHUB_WS_URL={fake.ws_url}")

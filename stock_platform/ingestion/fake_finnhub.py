@@ -99,7 +99,7 @@ class FakeFinnhub:
     def rest_url(self) -> str:
         """The base URL to use as FINNHUB_REST_URL."""
         host, port = self._http.server_address[:2]
-        return f"http://{host}:{port}/api/v1"
+        return f"http://{host!s}:{port}/api/v1"
 
     @property
     def ws_url(self) -> str:
@@ -195,11 +195,11 @@ class FakeFinnhub:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
                 logger.debug("fake finnhub: %s", redact(format % args, fake.api_key))
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 symbol = (query.get("symbol") or [""])[0]
-                token = (query.get("token") or [None])[0] or self.headers.get("X-Finnhub-Token")
+                token = (query.get("token") or [""])[0] or self.headers.get("X-Finnhub-Token")
                 scripted, status, body, headers = fake.answer(url.path, symbol, token)
                 if scripted is not None and scripted.delay:
                     time.sleep(scripted.delay)

@@ -45,7 +45,6 @@ class FakeTradeStream:
         self.subscriptions: list[list[str]] = []  # per connection, every subscribe received, in order
         self.unsubscribed: list[str] = []  # every unsubscribe received, over all connections
         self.unknown_symbols: frozenset[str] = frozenset()
-        self.trades_sent = 0
         self._rng = random.Random(seed)  # noqa: S311 - fake market data
         self._prices: dict[str, float] = {}
         self._actions: deque[tuple[str, str]] = deque()
@@ -114,8 +113,6 @@ class FakeTradeStream:
                 price = round(price * (1 + self._rng.gauss(0, 0.0005)), 2)
                 data.append({"p": price, "s": symbol, "t": now_ms, "v": self._rng.randint(1, 500), "c": ["1"]})
             self._prices[symbol] = price
-        with self._lock:
-            self.trades_sent += len(data)
         return json.dumps({"type": "trade", "data": data})
 
     def _handle(self, conn: ServerConnection) -> None:

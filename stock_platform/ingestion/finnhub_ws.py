@@ -76,7 +76,7 @@ class TradeStream:
         backoff_cap: float = 30.0,
     ) -> None:
         self.symbols = settings.symbols
-        self._key = settings.finnhub_api_key
+        self._key = settings.finnhub_api_key.get_secret_value()
         separator = "&" if "?" in settings.finnhub_ws_url else "?"
         self._url = f"{settings.finnhub_ws_url}{separator}token={self._key}"
         self.emit = emit

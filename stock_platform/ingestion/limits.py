@@ -1,51 +1,30 @@
 """How much the producer may buffer while Kafka is away, and how long it waits for Kafka when told to stop.
 
 Every buffer between Finnhub and Kafka is bounded, so an outage costs records
-(counted and logged) rather than all the machine's memory:
-- `PRODUCER_INBOX_MAX` (10,000): quotes from the Finnhub feeds waiting for the
-  producer; the feeds push in real time and cannot be paused, so when it is
-  full the newest quote is dropped (`dropped_inbox_full`).
-- `PRODUCER_QUEUE_MAX_MESSAGES` (1,000,000) and `PRODUCER_QUEUE_MAX_KBYTES`
-  (1,048,576, librdkafka's own default): the Kafka client's queue of records
-  not yet acknowledged.
-- `PRODUCER_QUEUE_FULL_TIMEOUT_SECONDS` (10): how long a record waits for room
-  in that queue before it is dropped (`dropped_queue_full`). The wait slows a
-  simulated or replayed source down to what Kafka takes.
-- `PRODUCER_FLUSH_TIMEOUT_SECONDS` (10): at a stop, how long Kafka gets to
-  acknowledge what is queued; the rest is reported as unsent. Kept well under
-  the 45 s Dagster allows between SIGTERM and SIGKILL, so the producer always
-  gets to say what it lost.
-
-Read from the environment when `stock-platform produce` starts (not at import).
+(counted and logged) rather than all the machine's memory. The bounds are
+settings (PRODUCER_* in `stock_platform.config`, where each is described): the
+inbox of quotes from the Finnhub feeds, which push in real time and cannot be
+paused (when full, the newest quote is dropped: `dropped_inbox_full`); the Kafka
+client's queue of records not yet acknowledged, and how long a record waits for
+room in it (then `dropped_queue_full`; the wait slows a simulated or replayed
+source down to what Kafka takes); and, at a stop, how long Kafka gets to
+acknowledge what is queued before the rest is reported as unsent.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stock_platform.config import Settings
 
 __all__ = ["ProducerLimits"]
 
 
-def _positive(environ: Mapping[str, str], name: str, default: float, kind: type[int] | type[float]) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = 0
-    if not (math.isfinite(value) and value > 0):
-        noun = "whole number" if kind is int else "number"
-        raise ValueError(f"setting {name} must be a positive {noun}, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class ProducerLimits:
-    """The producer's buffer bounds and stop timeout (see the module docstring for the variables)."""
+    """The producer's buffer bounds and stop timeout, taken from the settings."""
 
     flush_timeout_s: float = 10.0
     queue_full_timeout_s: float = 10.0
@@ -54,14 +33,12 @@ class ProducerLimits:
     inbox_max: int = 10_000
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerLimits:
-        """The limits set in the environment, defaults for the rest; ValueError names a bad variable."""
-        env = os.environ if environ is None else environ
-        d = cls()
+    def of(cls, settings: Settings) -> ProducerLimits:
+        """The limits the settings give (checked when the settings were loaded)."""
         return cls(
-            flush_timeout_s=_positive(env, "PRODUCER_FLUSH_TIMEOUT_SECONDS", d.flush_timeout_s, float),
-            queue_full_timeout_s=_positive(env, "PRODUCER_QUEUE_FULL_TIMEOUT_SECONDS", d.queue_full_timeout_s, float),
-            queue_max_messages=int(_positive(env, "PRODUCER_QUEUE_MAX_MESSAGES", d.queue_max_messages, int)),
-            queue_max_kbytes=int(_positive(env, "PRODUCER_QUEUE_MAX_KBYTES", d.queue_max_kbytes, int)),
-            inbox_max=int(_positive(env, "PRODUCER_INBOX_MAX", d.inbox_max, int)),
+            flush_timeout_s=settings.producer_flush_timeout_seconds,
+            queue_full_timeout_s=settings.producer_queue_full_timeout_seconds,
+            queue_max_messages=settings.producer_queue_max_messages,
+            queue_max_kbytes=settings.producer_queue_max_kbytes,
+            inbox_max=settings.producer_inbox_max,
         )

@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 # Delivery reports of records purged at close: not failures of Kafka's, records we stopped waiting for.
-_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+# librdkafka's local error codes carry a leading underscore in confluent-kafka's public API (documented there).
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})  # noqa: SLF001
 
 
 class ProducerError(RuntimeError):

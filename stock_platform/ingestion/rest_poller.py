@@ -68,7 +68,7 @@ class RestPoller:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.rate_limit_backoff = rate_limit_backoff
-        self.client = FinnhubRestClient(settings.finnhub_rest_url, settings.finnhub_api_key, timeout=timeout)
+        self.client = FinnhubRestClient(settings.finnhub_rest_url, settings.finnhub_api_key.get_secret_value(), timeout=timeout)
         self._last_t: dict[str, int] = {}
         self.polls = 0
         needed = len(self.symbols) * 60.0 / self.interval

@@ -11,7 +11,6 @@ which seqs.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import sys
@@ -69,7 +68,7 @@ def run_produce(
     settings: Settings, options: ProduceOptions, stop: threading.Event | None = None, stats: FeedStats | None = None
 ) -> int:
     """Produce until stopped; returns the process exit code (see the module docstring)."""
-    install_log_redaction(settings.finnhub_api_key)
+    install_log_redaction(settings.finnhub_api_key.get_secret_value())
     stop = stop or threading.Event()
     stats = stats or FeedStats()
     previous_handlers = _install_signals(stop)
@@ -87,14 +86,14 @@ def _produce(settings: Settings, options: ProduceOptions, stop: threading.Event,
     from stock_platform.ingestion.tape import TapeWriter
 
     if options.source == "finnhub":
-        if not settings.finnhub_api_key:
+        if not settings.finnhub_api_key.get_secret_value():
             return _fail("the finnhub source needs a key: set FINNHUB_API_KEY (or use --source simulator)", 2)
         try:
             feeds = parse_feeds(settings.finnhub_feeds)
         except ValueError as e:
             return _fail(str(e), 2)
         if options.symbols:
-            settings = dataclasses.replace(settings, symbols=options.symbols)
+            settings = settings.replace(symbols=options.symbols)
         quotes = finnhub_quotes(settings, feeds, stats, stop, inbox_max=options.limits.inbox_max)
         label = f"finnhub:{','.join(sorted(feeds))}"
     elif options.source == "replay":

@@ -101,7 +101,7 @@ def finnhub_quotes(
 
     failures: list[BaseException] = []
     day_volume = DayVolume()
-    workers = []
+    workers: list[RestPoller | TradeStream] = []
     if "ws" in feeds:
         workers.append(TradeStream(settings, emit, stats, stop, day_volume=day_volume))
     if "rest" in feeds:

@@ -85,12 +85,6 @@ class FeedStats:
             return True
 
     @property
-    def skipped_total(self) -> int:
-        """All skipped records, whatever the reason."""
-        with self._lock:
-            return sum(self.skipped.values())
-
-    @property
     def lost(self) -> int:
         """Records lost after reaching the producer: failed, dropped and unsent together."""
         with self._lock:

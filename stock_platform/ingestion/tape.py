@@ -38,7 +38,8 @@ class TapeWriter:
     def __init__(self, path: Path | str, compresslevel: int = 3) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] = gzip.open(self.path, "ab", compresslevel=compresslevel)
+        # Open for the writer's lifetime; its own __exit__ closes it and writes the gzip trailer.
+        self._file: gzip.GzipFile = gzip.open(self.path, "ab", compresslevel=compresslevel)  # noqa: SIM115
         self.count = 0
 
     def write(self, record: Quote | bytes) -> None:

@@ -5,6 +5,7 @@ of them, so a red check in the UI is enough to find the bad data.
 """
 
 import logging
+import time
 from typing import Any
 
 import dagster as dg
@@ -13,6 +14,7 @@ from stock_platform.config import load_settings
 from stock_platform.orchestration.assets import dead_letters, stock_candles_1m, stock_prices
 from stock_platform.orchestration.daily import stock_daily_bars
 from stock_platform.orchestration.resources import PostgresResource, RedisResource
+from stock_platform.storage.heartbeats import is_stale, read_heartbeats
 
 __all__ = [
     "FRESHNESS_SECONDS",
@@ -23,6 +25,8 @@ __all__ = [
     "stock_candles_ohlc_valid",
     "stock_prices_fresh",
     "stock_prices_unique",
+    "table_checks_job",
+    "table_checks_schedule",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,6 +42,17 @@ def _rows(postgres: PostgresResource, query: str, params: tuple[Any, ...] = ()) 
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchall()
+
+
+def _feed_running(redis: RedisResource) -> bool:
+    """Whether any producer beats (by the shared stale rule): only then is fresh data expected."""
+    now = time.time()
+    client = redis.client()
+    try:
+        producers = read_heartbeats(client, redis.key_layout(), int(now * 1000)).producers
+    finally:
+        client.close()
+    return any(not is_stale(beat, now) for beat in producers.values())
 
 
 def _sample(rows: list[tuple[Any, ...]]) -> dg.MetadataValue:
@@ -61,13 +76,13 @@ def stock_prices_fresh(postgres: PostgresResource, redis: RedisResource) -> dg.A
     The newest ingestion is the last stream batch that inserted rows (`stream_batches`, indexed on
     `committed_at`), not `max(ingestion_time)`, which would scan all of `stock_prices` on every check.
     """
-    heartbeat = redis.heartbeat("producer")
+    running = _feed_running(redis)
     age = _rows(
         postgres,
         "SELECT EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - max(committed_at)) FROM stream_batches WHERE inserted > 0",
     )[0][0]
     age_s = None if age is None else float(age)
-    if heartbeat is None:
+    if not running:
         return dg.AssetCheckResult(
             passed=True,
             metadata={"feed_running": False, "newest_ingestion_age_s": age_s if age_s is not None else -1.0},
@@ -147,3 +162,15 @@ def all_checks() -> list[dg.AssetChecksDefinition]:
         daily_bars_reconcile_with_candles,
         dead_letters_per_hour,
     ]
+
+
+# The checks of the tables the stream writes, on their own: compaction runs them only once a night, and a
+# duplicate, a stall or a burst of dead letters should turn a light red within minutes, not by morning.
+table_checks_job = dg.define_asset_job(
+    "check_stream_tables",
+    selection=dg.AssetSelection.checks_for_assets(stock_prices, dead_letters),
+    description="Run the asset checks of stock_prices and dead_letters (without materialising anything).",
+)
+table_checks_schedule = dg.ScheduleDefinition(
+    job=table_checks_job, cron_schedule="*/15 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING
+)

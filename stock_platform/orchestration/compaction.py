@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg2
 
 from stock_platform.storage.closed_days import lock_day_for_closing
+from stock_platform.storage.postgres import connect
 
 __all__ = [
     "CompactionReport",
@@ -230,7 +231,7 @@ def compact_day(dsn: str, day: date, retention_days: int, today: date | None = N
     """Compact one UTC day: bars, retention of verified raw ticks (this day and earlier expired ones), VACUUM (ANALYZE)."""
     today = today or datetime.now(UTC).date()
     report = CompactionReport(day=day)
-    conn = psycopg2.connect(dsn)
+    conn = connect(dsn, "stock-platform-compaction")
     try:
         for name, step in (
             ("bars", lambda: build_daily_bars(conn, day, report)),

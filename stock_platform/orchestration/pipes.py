@@ -125,7 +125,7 @@ class LivePipesMessageReader(dg.PipesTempFileMessageReader):
         self._progress = progress
 
     @contextmanager
-    def read_messages(self, handler: dg.PipesMessageHandler) -> Iterator[dict[str, Any]]:
+    def read_messages(self, handler: dg.PipesMessageHandler) -> Iterator[Mapping[str, Any]]:
         """Read messages as the base reader does, through the live wrapper."""
         live = _LiveHandler(handler, self._live_context, self._component, self._progress)
         with super().read_messages(live) as params:  # type: ignore[arg-type]

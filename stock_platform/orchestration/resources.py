@@ -2,23 +2,29 @@
 
 Each resource holds only configuration (set with `dg.EnvVar` in
 `stock_platform.definitions`, so a secret is read at launch and shown masked in
-the UI) and opens a connection only when a method asks for one. `env()` turns a
-resource back into the environment variables `stock_platform.config` reads, so
-the producer and stream subprocesses that Dagster launches see exactly the
-configuration the run was given.
+the UI) and opens a connection only when a method asks for one. Each field is a
+setting of `stock_platform.config`, whose declaration gives its description and
+variable; `env()` turns a resource back into those variables, so the producer
+and stream subprocesses that Dagster launches see exactly the configuration the
+run was given.
 """
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import psycopg2
-import psycopg2.extensions
+import redis
 from pydantic import Field
 
-from stock_platform.kafka_options import KafkaSecurity, kafka_python_options
+from stock_platform.config import Settings, setting_env_name, setting_help
+from stock_platform.kafka_options import KafkaSecurity
+from stock_platform.storage import kafka_offsets
 from stock_platform.storage.migrations import apply_migrations
+from stock_platform.storage.postgres import PgConnection, connect
+from stock_platform.storage.redis_client import redis_client
 from stock_platform.storage.redis_keys import RedisKeys
 
 __all__ = ["FinnhubResource", "KafkaResource", "PostgresResource", "RedisResource", "SparkResource"]
@@ -26,15 +32,28 @@ __all__ = ["FinnhubResource", "KafkaResource", "PostgresResource", "RedisResourc
 logger = logging.getLogger(__name__)
 
 
+def _setting(name: str) -> Any:
+    """A resource field for the setting `name`: its description, and its default unless that follows other settings."""
+    info = Settings.model_fields[name]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if extra.get("derived") or info.is_required():
+        return Field(description=setting_help(name))
+    default = info.get_default(call_default_factory=True)
+    plain = default.get_secret_value() if hasattr(default, "get_secret_value") else default
+    if isinstance(plain, tuple):
+        plain = ",".join(plain)
+    return Field(default=str(plain) if isinstance(plain, Path) else plain, description=setting_help(name))
+
+
 class PostgresResource(dg.ConfigurableResource):
     """The platform's PostgreSQL database (stock_prices and friends)."""
 
-    dsn: str = Field(description="libpq URL of the platform database (POSTGRES_DSN).")
+    dsn: str = _setting("postgres_dsn")
 
     @contextmanager
-    def connect(self, autocommit: bool = False) -> Iterator[psycopg2.extensions.connection]:
+    def connect(self, autocommit: bool = False) -> Iterator[PgConnection]:
         """A connection closed on exit; without autocommit, committed on success and rolled back on error."""
-        conn = psycopg2.connect(self.dsn)
+        conn = connect(self.dsn, "stock-platform-dagster")
         conn.autocommit = autocommit
         try:
             if autocommit:
@@ -51,44 +70,37 @@ class PostgresResource(dg.ConfigurableResource):
 
     def env(self) -> dict[str, str]:
         """Environment variables that point a child process at this database."""
-        return {"POSTGRES_DSN": self.dsn}
+        return {setting_env_name("postgres_dsn"): self.dsn}
 
 
 class RedisResource(dg.ConfigurableResource):
     """The Redis that holds hot quotes and the long-running processes' heartbeats."""
 
-    url: str = Field(description="Redis URL (REDIS_URL).")
-    key_prefix: str = Field(default="stock:", description="Prefix of every platform key (REDIS_KEY_PREFIX).")
+    url: str = _setting("redis_url")
+    key_prefix: str = _setting("redis_key_prefix")
 
     def key_layout(self) -> RedisKeys:
         """The shared key layout for this prefix."""
         return RedisKeys(self.key_prefix)
 
-    def heartbeat(self, component: str) -> dict[str, str] | None:
-        """The heartbeat hash of `producer` or `stream`, or None when it has expired (the process is gone)."""
-        import redis
-
-        client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
-        try:
-            data = client.hgetall(self.key_layout().heartbeat(component))
-        finally:
-            client.close()
-        return dict(data) if data else None
+    def client(self) -> redis.Redis:
+        """A client with the platform's timeouts and retry policy (`storage.redis_client`); the caller closes it."""
+        return redis_client(self.url)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point a child process at this Redis."""
-        return {"REDIS_URL": self.url, "REDIS_KEY_PREFIX": self.key_prefix}
+        return {setting_env_name("redis_url"): self.url, setting_env_name("redis_key_prefix"): self.key_prefix}
 
 
 class KafkaResource(dg.ConfigurableResource):
     """The Kafka cluster and the quotes topic, and how to log in to it (the password set with `dg.EnvVar`)."""
 
-    bootstrap_servers: str = Field(description="host:port list (KAFKA_BOOTSTRAP_SERVERS).")
-    topic: str = Field(default="stock-quotes", description="The quotes topic (KAFKA_TOPIC).")
-    security_protocol: str = Field(default="PLAINTEXT", description="KAFKA_SECURITY_PROTOCOL.")
-    sasl_mechanism: str = Field(default="", description="KAFKA_SASL_MECHANISM (with SASL_* protocols).")
-    sasl_username: str = Field(default="", description="KAFKA_SASL_USERNAME.")
-    sasl_password: str = Field(default="", description="KAFKA_SASL_PASSWORD (a secret: bind it with dg.EnvVar).")
+    bootstrap_servers: str = _setting("kafka_bootstrap_servers")
+    topic: str = _setting("kafka_topic")
+    security_protocol: str = _setting("kafka_security_protocol")
+    sasl_mechanism: str = _setting("kafka_sasl_mechanism")
+    sasl_username: str = _setting("kafka_sasl_username")
+    sasl_password: str = _setting("kafka_sasl_password")
 
     def security(self) -> KafkaSecurity:
         """The security settings, checked as `load_settings` checks them."""
@@ -100,63 +112,44 @@ class KafkaResource(dg.ConfigurableResource):
         )
 
     def end_offsets(self) -> dict[int, int]:
-        """The next offset of every partition of the topic (what has been published so far)."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            enable_auto_commit=False,
-            request_timeout_ms=15_000,
-            **kafka_python_options(self.security()),
-        )
-        try:
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            offsets = consumer.end_offsets(tps) if tps else {}
-        finally:
-            consumer.close()
-        return {tp.partition: int(offset) for tp, offset in offsets.items()}
+        """The next offset of every partition of the topic (what has been published so far); empty without the topic."""
+        return kafka_offsets.end_offsets(self.bootstrap_servers, self.topic, self.security(), client_id="stock-platform-dagster")
 
     def env(self) -> dict[str, str]:
         """Environment variables that point a child process at this topic (the password only through the environment)."""
-        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "KAFKA_TOPIC": self.topic}
+        values = {"kafka_bootstrap_servers": self.bootstrap_servers, "kafka_topic": self.topic}
         security = self.security()
         if security.protocol != "PLAINTEXT":
-            env |= {"KAFKA_SECURITY_PROTOCOL": security.protocol, "KAFKA_SASL_MECHANISM": security.mechanism}
-            env |= {"KAFKA_SASL_USERNAME": security.username, "KAFKA_SASL_PASSWORD": security.password}
-        return env
+            values |= {"kafka_security_protocol": security.protocol, "kafka_sasl_mechanism": security.mechanism}
+            values |= {"kafka_sasl_username": security.username, "kafka_sasl_password": security.password}
+        return {setting_env_name(name): value for name, value in values.items()}
 
 
 class FinnhubResource(dg.ConfigurableResource):
     """Where quotes come from: Finnhub with an API key, or the simulated market without one."""
 
-    api_key: str = Field(default="", description="Finnhub API key (FINNHUB_API_KEY); empty means the simulated market.")
-    source: str = Field(default="auto", description="auto, simulator, finnhub or replay (STOCK_SOURCE).")
-    symbols: str = Field(default="", description="Comma-separated symbols (STOCK_SYMBOLS); empty means the default list.")
+    api_key: str = _setting("finnhub_api_key")
+    source: str = _setting("source")
+    symbols: str = _setting("symbols")
 
     def env(self) -> dict[str, str]:
         """Environment variables for the producer; the key is passed only through the environment, never argv."""
-        env = {"STOCK_SOURCE": self.source}
+        env = {setting_env_name("source"): self.source, setting_env_name("symbols"): self.symbols}
         if self.api_key:
-            env["FINNHUB_API_KEY"] = self.api_key
-        if self.symbols:
-            env["STOCK_SYMBOLS"] = self.symbols
+            env[setting_env_name("finnhub_api_key")] = self.api_key
         return env
 
 
 class SparkResource(dg.ConfigurableResource):
     """How the Spark stream job runs: master, trigger, batch cap and where it keeps its checkpoints."""
 
-    master: str = Field(default="local[2,4]", description="Spark master (SPARK_MASTER).")
-    trigger_seconds: float = Field(default=0.5, description="Micro-batch trigger interval (SPARK_TRIGGER_SECONDS).")
-    max_offsets_per_trigger: int = Field(default=200_000, description="Batch size cap (SPARK_MAX_OFFSETS_PER_TRIGGER).")
-    data_dir: str = Field(description="Platform data directory; checkpoints live under it (STOCK_DATA_DIR).")
+    master: str = _setting("spark_master")
+    trigger_seconds: float = _setting("spark_trigger_seconds")
+    max_offsets_per_trigger: int = _setting("spark_max_offsets_per_trigger")
+    data_dir: str = _setting("data_dir")
 
     def env(self) -> dict[str, str]:
         """Environment variables for the stream job."""
-        return {
-            "SPARK_MASTER": self.master,
-            "SPARK_TRIGGER_SECONDS": str(self.trigger_seconds),
-            "SPARK_MAX_OFFSETS_PER_TRIGGER": str(self.max_offsets_per_trigger),
-            "STOCK_DATA_DIR": self.data_dir,
-        }
+        values = {"spark_master": self.master, "spark_trigger_seconds": self.trigger_seconds,
+                  "spark_max_offsets_per_trigger": self.max_offsets_per_trigger, "data_dir": self.data_dir}  # fmt: skip
+        return {setting_env_name(name): str(value) for name, value in values.items()}

@@ -4,7 +4,8 @@ Each tick a supervisor gathers what it can observe, asks the pure rule in
 `orchestration.supervision` what to do, logs the decision's reason, and carries
 it out. It observes the component's active Dagster runs (tagged
 `stock_platform/supervised=<component>`), its failure streak (from the
-instance, for the backoff), its Redis heartbeat (or, when Redis cannot be read,
+instance, for the backoff), its Redis heartbeat (the stream's, or the beat of
+the producer that the active run launched; or, when Redis cannot be read,
 nothing: the rule then judges the run by its process), and, for the stream,
 its progress against Kafka (`orchestration.stream_progress`). It never starts a
 second copy: the tag also has a concurrency limit of 1 in dagster.yaml, so a
@@ -21,6 +22,7 @@ import logging
 import time
 
 import dagster as dg
+from redis import Redis, RedisError
 
 from stock_platform.orchestration.backoff import first_line
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
@@ -30,6 +32,15 @@ from stock_platform.orchestration.stream_progress import read_stream_progress
 from stock_platform.orchestration.supervised import STOPPED_TAG, SUPERVISED_TAG, WORKED_UNTIL_TAG
 from stock_platform.orchestration.supervision import STARTUP_GRACE_SECONDS, Decision, decide
 from stock_platform.orchestration.supervisor_db import record_decision, record_stopped_run
+from stock_platform.storage.heartbeats import (
+    STREAM,
+    is_stale,
+    newest_beat,
+    read_heartbeats,
+    read_producer_beat,
+    read_stream_beat,
+    supervised_producer_id,
+)
 
 __all__ = ["OWN_END_GRACE_SECONDS", "build_supervisor_sensor", "read_heartbeat", "record_run_failures"]
 
@@ -40,15 +51,33 @@ logger = logging.getLogger(__name__)
 OWN_END_GRACE_SECONDS = 20.0
 
 
-def read_heartbeat(redis: RedisResource, component: str) -> tuple[dict[str, str] | None, str]:
-    """(heartbeat, error): the hash (None when expired), or why Redis could not be read; never raises."""
-    import redis as redis_client
+def _producer_beat(client: Redis, redis: RedisResource, run_id: str | None, now: float) -> dict[str, str] | None:
+    """The beat of run `run_id`'s producer; with no run, of any producer (one outside Dagster), a fresh one first."""
+    keys = redis.key_layout()
+    if run_id is not None:
+        return read_producer_beat(client, keys, supervised_producer_id(run_id))
+    beats = read_heartbeats(client, keys, int(now * 1000)).producers.values()
+    return newest_beat(b for b in beats if not is_stale(b, now)) or newest_beat(beats)
 
+
+def read_heartbeat(
+    redis: RedisResource, component: str, run_id: str | None = None, now: float | None = None
+) -> tuple[dict[str, str] | None, str]:
+    """(heartbeat, error): the hash (None when expired), or why Redis could not be read; never raises.
+
+    The stream's beat, or the beat of the producer that run `run_id` launched (`supervised_producer_id`):
+    another producer beating says nothing about that run. With no run, any producer's.
+    """
+    client = redis.client()
     try:
-        return redis.heartbeat(component), ""
-    except (redis_client.RedisError, OSError) as e:
+        if component == STREAM:
+            return read_stream_beat(client, redis.key_layout()), ""
+        return _producer_beat(client, redis, run_id, time.time() if now is None else now), ""
+    except (RedisError, OSError) as e:
         logger.warning("%s heartbeat unreadable: Redis unreachable at the configured URL (%s)", component, type(e).__name__)
         return None, f"Redis unreachable ({type(e).__name__})"
+    finally:
+        client.close()
 
 
 def _ended_by_itself(instance: dg.DagsterInstance, run_id: str, deadline: float) -> bool:
@@ -91,9 +120,9 @@ def _stop_stale_run(
     context.instance.add_run_tags(run_id, tags)
     run = context.instance.get_run_by_id(run_id)
     record_stopped_run(postgres.dsn, run_id, run.job_name if run else "", component, decision.stop_reason)
-    if not context.instance.run_launcher.terminate(run_id):
+    if not context.instance.run_launcher.terminate(run_id) and run is not None:
         # The worker is gone or unreachable: mark the run failed so the replacement can leave the queue.
-        context.instance.report_run_failed(context.instance.get_run_by_id(run_id))
+        context.instance.report_run_failed(run)
 
 
 def build_supervisor_sensor(
@@ -125,7 +154,7 @@ def build_supervisor_sensor(
     ) -> dg.SensorResult | dg.SkipReason:
         now = time.time()
         runs = active_runs(context.instance, component)
-        heartbeat, heartbeat_error = read_heartbeat(redis, component)
+        heartbeat, heartbeat_error = read_heartbeat(redis, component, runs[0].run_id if runs else None, now)
         progress = None
         if component == "stream" and runs:
             progress = read_stream_progress(postgres, kafka, runs[0], heartbeat, now, stall_seconds)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
+from stock_platform.config import setting_env_name
 from stock_platform.orchestration.pipes import PID_TAG, run_supervised
 from stock_platform.orchestration.resources import (
     FinnhubResource,
@@ -18,6 +19,7 @@ from stock_platform.orchestration.resources import (
     RedisResource,
     SparkResource,
 )
+from stock_platform.storage.heartbeats import supervised_producer_id
 
 __all__ = [
     "PID_TAG",
@@ -75,8 +77,13 @@ class ProducerConfig(dg.Config):
 def run_producer(
     context: dg.OpExecutionContext, config: ProducerConfig, kafka: KafkaResource, redis: RedisResource, finnhub: FinnhubResource
 ) -> None:
-    """Launch the producer through Pipes with this run's configuration as its environment."""
-    env = {**kafka.env(), **redis.env(), **finnhub.env()}
+    """Launch the producer through Pipes with this run's configuration as its environment.
+
+    Its producer id is the run's (`supervised_producer_id`), so its supervisor reads this producer's
+    heartbeat and no other's; it also overrides a PRODUCER_ID the daemon's environment may carry.
+    """
+    producer_id = {setting_env_name("producer_id"): supervised_producer_id(context.run_id)}
+    env = {**kafka.env(), **redis.env(), **finnhub.env(), **producer_id}
     run_supervised(context, "producer", [sys.executable, "-m", "stock_platform.cli", "produce", *config.args], env)
 
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from stock_platform.liveness import pid_alive
 from stock_platform.orchestration.backoff import EndedRun, FailureStreak, first_line
 from stock_platform.orchestration.stall import STALL_SECONDS, StreamProgress, quiet_since, stall_verdict
+from stock_platform.storage.heartbeats import HEARTBEAT_TTL_SECONDS, STALE_AFTER_SECONDS, beat_time, is_stale
 
 __all__ = [
-    "HEARTBEAT_STALE_SECONDS",
     "HEARTBEAT_TTL_SECONDS",
     "STARTUP_GRACE_SECONDS",
     "ActiveRun",
@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 # A new run gets this long to load code, start Spark and write its first heartbeat before it is judged stale.
 STARTUP_GRACE_SECONDS = 180.0
-# A heartbeat that carries `updated_ms` (the producer refreshes it every 5 s, the stream every 10 s) is stale after this.
-HEARTBEAT_STALE_SECONDS = 60.0
-# Both heartbeat hashes expire this long after their last write (ingestion.heartbeat, streaming.redis_sink).
-HEARTBEAT_TTL_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -94,19 +90,19 @@ class _Beat:
 
 
 def _heartbeat_state(heartbeat: dict[str, str] | None, heartbeat_error: str, now: float) -> _Beat:
-    """Alive: the hash exists (TTL ~120 s), its pid runs, any `updated_ms` is recent. Unknown when Redis was unreadable."""
+    """Alive: the hash exists (TTL ~120 s), its pid runs, and it is not stale by the shared rule. Unknown when unreadable."""
     if heartbeat_error:
         return _Beat(None, None, None, f"heartbeat unknown: {heartbeat_error}")
     if not heartbeat:
         return _Beat(False, None, None, "heartbeat absent")
     try:
         pid = int(heartbeat.get("pid", "0")) or None
-        updated = int(heartbeat.get("updated_ms", "0")) / 1000 or None
     except ValueError:
-        pid, updated = None, None
+        pid = None
+    updated = beat_time(heartbeat)
     if pid and not pid_alive(pid):
         return _Beat(False, pid, updated, f"heartbeat stale: pid {pid} is gone")
-    if updated and now - updated > HEARTBEAT_STALE_SECONDS:
+    if updated is not None and is_stale(heartbeat, now):
         return _Beat(False, pid, updated, f"heartbeat stale: last beat {now - updated:.0f} s ago (pid {pid})")
     return _Beat(True, pid, updated, f"heartbeat fresh (pid {pid or '?'})")
 
@@ -143,7 +139,7 @@ def _silent_for_too_long(
     if beat.alive is not False or beat.pid == run.pid or run.started is None:
         return None
     age, silent = now - run.started, now - silent_since
-    if age <= startup_grace_seconds + HEARTBEAT_TTL_SECONDS or silent < HEARTBEAT_STALE_SECONDS:
+    if age <= startup_grace_seconds + HEARTBEAT_TTL_SECONDS or silent < STALE_AFTER_SECONDS:
         return None
     why = (
         f"run {run.run_id[:8]}'s process (pid {run.pid}) is alive but has shown no heartbeat of its own for {silent:.0f} s,"

@@ -18,6 +18,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from stock_platform.orchestration.supervision import Decision
+from stock_platform.storage.postgres import connect
 
 __all__ = ["TICK_TIMEOUT_SECONDS", "record_decision", "record_stopped_run", "tick_cursor"]
 
@@ -47,7 +48,7 @@ def tick_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
 
     `SET LOCAL` rather than a connection option, so it also holds behind a pooler that drops startup options.
     """
-    conn = psycopg2.connect(dsn, connect_timeout=TICK_TIMEOUT_SECONDS)
+    conn = connect(dsn, "stock-platform-supervisor", TICK_TIMEOUT_SECONDS)
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL statement_timeout = %s", (f"{TICK_TIMEOUT_SECONDS}s",))

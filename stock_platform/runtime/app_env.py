@@ -17,15 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from stock_platform.config import Settings
+from stock_platform.config import APP_MARKER, Settings
 from stock_platform.runtime.postgres import PostgresServer
 
-__all__ = ["DASHBOARD_BASICS", "MARKER", "dashboard_env", "dashboard_settings_env"]
+__all__ = ["DASHBOARD_BASICS", "DASHBOARD_SETTINGS", "MARKER", "dashboard_env", "dashboard_settings_env"]
 
 logger = logging.getLogger(__name__)
 
-# Every process `platform up` starts carries it (value: the data dir), so `down` finds them all.
-MARKER = "STOCK_PLATFORM_APP"
+MARKER = APP_MARKER  # every process `platform up` starts carries it (see stock_platform.config)
 # What any program needs to run at all, none of it a secret; PYTHONPATH for a checkout run without installing.
 DASHBOARD_BASICS = frozenset(
     {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED", MARKER,
@@ -35,43 +34,22 @@ DASHBOARD_BASICS = frozenset(
 _BASIC_PREFIXES = ("LC_", "STREAMLIT_", "PGSSL", "PGSERVICE")
 
 
-def dashboard_settings_env(settings: Settings) -> dict[str, str]:
-    """The settings the dashboard reads, as the variables that recreate them in its process.
+# The settings the dashboard reads. STOCK_DATA_DIR and POSTGRES_PORT locate the local server and its password
+# files, so that `stock-platform dashboard`, given this environment, derives the same one again; every local port
+# keeps its settings check (no two services on one port) seeing the layout `platform up` saw. Of the secrets only
+# its own login and, on a SASL-secured Kafka, the lag reader's password (each passed only when set).
+DASHBOARD_SETTINGS = (
+    "data_dir", "postgres_dsn", "postgres_port", "redis_port", "kafka_port", "kafka_controller_port", "dagster_port",
+    "dashboard_port", "redis_url", "redis_key_prefix", "kafka_bootstrap_servers", "kafka_topic",
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password", "symbols",
+    "dagster_url", "dashboard_refresh_seconds", "dashboard_password", "dashboard_statement_timeout_ms",
+    "dashboard_lock_timeout_ms", "dead_letters_warn_per_hour", "log_level",
+)  # fmt: skip
 
-    STOCK_DATA_DIR and POSTGRES_PORT locate the local server and its password files, so that
-    `stock-platform dashboard`, given this environment, derives the same one again; the other
-    ports keep its settings check (no two services on one port) seeing the same layout.
-    """
-    env = {
-        "STOCK_DATA_DIR": str(settings.data_dir),
-        "POSTGRES_DSN": settings.postgres_dsn,
-        "POSTGRES_PORT": str(settings.postgres_port),
-        # Every local port, so the dashboard's own settings check sees the layout `platform up` saw.
-        "REDIS_PORT": str(settings.redis_port),
-        "KAFKA_PORT": str(settings.kafka_port),
-        "KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-        "DAGSTER_PORT": str(settings.dagster_port),
-        "DASHBOARD_PORT": str(settings.dashboard_port),
-        "REDIS_URL": settings.redis_url,
-        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "KAFKA_TOPIC": settings.kafka_topic,
-        "KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
-        "KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
-        "KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
-        "STOCK_SYMBOLS": ",".join(settings.symbols),
-        "DAGSTER_URL": settings.dagster_url,
-        "DASHBOARD_REFRESH_SECONDS": str(settings.dashboard_refresh_seconds),
-        "DASHBOARD_STATEMENT_TIMEOUT_MS": str(settings.dashboard_statement_timeout_ms),
-        "DASHBOARD_LOCK_TIMEOUT_MS": str(settings.dashboard_lock_timeout_ms),
-        "DEAD_LETTERS_WARN_PER_HOUR": str(settings.dead_letters_warn_per_hour),
-    }
-    # The two secrets it uses, only when set: its own login, and the lag reader's on a SASL-secured Kafka.
-    if settings.dashboard_password:
-        env["DASHBOARD_PASSWORD"] = settings.dashboard_password
-    if settings.kafka_sasl_password:
-        env["KAFKA_SASL_PASSWORD"] = settings.kafka_sasl_password
-    return env
+
+def dashboard_settings_env(settings: Settings) -> dict[str, str]:
+    """The settings the dashboard reads, as the variables that recreate them in its process."""
+    return settings.to_env(DASHBOARD_SETTINGS)
 
 
 def dashboard_env(settings: Settings, parent: Mapping[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ environment built from an allowlist (`app_env.dashboard_env`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -38,8 +39,27 @@ logger = logging.getLogger(__name__)
 
 
 def repo_root() -> Path:
-    """The checkout holding `workspace.yaml`, `dagster.yaml` and `sql/`."""
+    """The checkout holding `workspace.yaml` and `dagster.yaml`, which Dagster's commands read as files.
+
+    They are not installed with the package (the migrations are: `stock_platform.sql`), so `platform up`
+    runs from a checkout's editable install; `_checkout_files` says so when it does not.
+    """
     return Path(__file__).resolve().parents[2]
+
+
+def _checkout_files() -> None:
+    """ServiceError unless `workspace.yaml` and `dagster.yaml` are there.
+
+    Without `dagster.yaml` Dagster would quietly fall back to SQLite and no run limits, and two
+    supervised stream jobs could then run at once.
+    """
+    missing = [name for name in ("workspace.yaml", "dagster.yaml") if not (repo_root() / name).is_file()]
+    if missing:
+        raise ServiceError(
+            "dagster", f"{' and '.join(missing)} not found beside the installed package ({repo_root()})",
+            hint="run `stock-platform platform up` from a checkout installed with `pip install -e .` (make up), "
+            "or deploy with docker compose",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,9 +130,12 @@ def app_env(settings: Settings, app: App, parent: Mapping[str, str] | None = Non
 def _prepare_dagster_home(settings: Settings) -> None:
     home = settings.data_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    source = repo_root() / "dagster.yaml"
-    if source.exists():
-        shutil.copyfile(source, home / "dagster.yaml")
+    shutil.copyfile(repo_root() / "dagster.yaml", home / "dagster.yaml")
+
+
+def _up(app: App, pid_file: Path) -> bool:
+    """Its process lives and it answers."""
+    return pid_alive(read_pid(pid_file)) and _healthy(app)
 
 
 def _healthy(app: App) -> bool:
@@ -123,6 +146,7 @@ def _healthy(app: App) -> bool:
 
 def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float = 180) -> dict[str, str]:
     """Start every app that is not running, wait for each to answer; returns name -> URL or state."""
+    _checkout_files()
     (settings.data_dir / "run").mkdir(parents=True, exist_ok=True)
     _prepare_dagster_home(settings)
     apps = platform_apps(settings, supervise_with_dagster)
@@ -134,7 +158,7 @@ def apps_up(settings: Settings, supervise_with_dagster: bool, timeout_s: float =
     out: dict[str, str] = {}
     for app in apps:
         pid_file, log_file = app.pid_file(settings), app.log_file(settings)
-        ok = wait_until(lambda a=app, p=pid_file: pid_alive(read_pid(p)) and _healthy(a), timeout_s, interval=1)
+        ok = wait_until(functools.partial(_up, app, pid_file), timeout_s, interval=1)
         if not ok:
             state = "exited" if not pid_alive(read_pid(pid_file)) else "not answering"
             raise ServiceError(app.name, f"{state} after start", log_file, hint="read the log; `make down` then `make up`")

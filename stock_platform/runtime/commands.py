@@ -46,6 +46,7 @@ def _platform(args: argparse.Namespace, settings: Settings) -> int:
     from stock_platform.runtime.apps import apps_down, apps_status, apps_up
     from stock_platform.runtime.errors import ServiceError
     from stock_platform.runtime.services import services_down, services_status, services_up
+    from stock_platform.runtime.supervised_status import supervised_status
     from stock_platform.storage.migrations import MigrationError, apply_migrations
 
     try:
@@ -62,7 +63,8 @@ def _platform(args: argparse.Namespace, settings: Settings) -> int:
             stopped = apps_down(settings) + services_down(settings)
             print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
         else:
-            states = {**apps_status(settings), **services_status(settings)}
+            # The producer and the stream are Dagster runs, not our pid files, unless started with --direct.
+            states = {**apps_status(settings), **supervised_status(settings), **services_status(settings)}
             for name, state in states.items():
                 print(f"{name}: {state}")
     except (ServiceError, MigrationError) as e:

@@ -32,6 +32,7 @@ from stock_platform.runtime import postgres_auth as auth
 from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.processes import port_open, read_pid
 from stock_platform.runtime.system_packages import ensure_commands
+from stock_platform.storage.postgres import connect
 
 __all__ = ["PostgresServer"]
 
@@ -141,9 +142,10 @@ class PostgresServer:
     def _admin(self) -> psycopg2.extensions.connection:
         """An autocommit superuser connection, its password read from the admin password file."""
         passfile = str(self.admin_passfile)
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user=auth.SUPERUSER, dbname="postgres", connect_timeout=2, passfile=passfile
-        )
+        conn = connect(
+            "", "stock-platform-admin", 2, host="127.0.0.1", port=self.port, user=auth.SUPERUSER, dbname="postgres",
+            passfile=passfile,
+        )  # fmt: skip
         conn.autocommit = True
         return conn
 

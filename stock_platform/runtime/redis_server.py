@@ -11,6 +11,7 @@ from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
 from stock_platform.runtime.processes import pid_alive, port_open, read_pid, stop_pid, wait_until
 from stock_platform.runtime.system_packages import ensure_commands
+from stock_platform.storage.redis_client import redis_client
 
 __all__ = ["RedisServer"]
 
@@ -36,7 +37,11 @@ class RedisServer:
     def healthy(self) -> bool:
         """True when Redis answers PING."""
         try:
-            return bool(redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1).ping())
+            client = redis_client(f"redis://127.0.0.1:{self.port}/0", socket_timeout=1, connect_timeout=1)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
         except redis.RedisError:
             return False
 

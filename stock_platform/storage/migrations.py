@@ -11,9 +11,12 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg2
+
+from stock_platform.storage.postgres import connect
 
 __all__ = ["Migration", "MigrationError", "apply_migrations", "default_sql_dir", "discover_migrations"]
 
@@ -43,8 +46,15 @@ class Migration:
 
 
 def default_sql_dir() -> Path:
-    """The repository's `sql/` folder (next to the package)."""
-    return Path(__file__).resolve().parents[2] / "sql"
+    """The migrations that ship with the package: setup.py installs the repository's `sql/` as `stock_platform.sql`.
+
+    Found through the import system, so an editable install reads the checkout's folder
+    and a plain one its installed copy.
+    """
+    folder = resources.files("stock_platform.sql")
+    if not isinstance(folder, Path):  # e.g. a zipped install: the runner reads and checksums files on disk
+        raise MigrationError(f"the migrations are not files on disk ({folder}); install stock-platform unzipped")
+    return folder
 
 
 def discover_migrations(sql_dir: Path) -> list[Migration]:
@@ -65,7 +75,7 @@ def apply_migrations(dsn: str, sql_dir: Path | None = None) -> list[str]:
     """Apply every pending migration; returns the names applied (empty when up to date)."""
     migrations = discover_migrations(sql_dir or default_sql_dir())
     applied_now: list[str] = []
-    conn = psycopg2.connect(dsn)
+    conn = connect(dsn, "stock-platform-migrations")
     try:
         with conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))

@@ -34,5 +34,17 @@ class RedisKeys:
         return f"{self.prefix}updates"
 
     def heartbeat(self, component: str) -> str:
-        """Hash: liveness and counters of a long-running component (`producer`, `stream`)."""
+        """Hash: liveness and counters of a long-running component that runs once (`stream`); TTL set.
+
+        Producers may run several at a time, so each beats under its own id (`producer_heartbeat`).
+        """
         return f"{self.prefix}heartbeat:{component}"
+
+    def producer_heartbeat(self, producer_id: str) -> str:
+        """Hash: liveness and counters of the producer with this id (`Settings.producer_id`); TTL set."""
+        return f"{self.prefix}heartbeat:producer:{producer_id}"
+
+    @property
+    def producers(self) -> str:
+        """Sorted set: the id of every producer that beat recently, score = its last beat (epoch ms); TTL set."""
+        return f"{self.prefix}heartbeat:producers"

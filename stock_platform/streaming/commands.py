@@ -18,10 +18,9 @@ def _stream(args: argparse.Namespace, settings: Settings) -> int:
     from stock_platform.streaming.job import options_from_args, run_stream
 
     if args.print_jars:
-        from stock_platform.streaming.job import spark_submit_jars
+        from stock_platform.streaming.job import print_submit_jars
 
-        print(spark_submit_jars(settings))
-        return 0
+        return print_submit_jars(settings)
     try:
         return run_stream(settings, options_from_args(args, settings))
     except (MigrationError, psycopg2.OperationalError) as e:

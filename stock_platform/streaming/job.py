@@ -15,6 +15,7 @@ never loses any: every write is idempotent, see `pg_sink`).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ __all__ = [
     "main",
     "min_tasks_per_batch",
     "options_from_args",
+    "print_submit_jars",
     "run_stream",
     "spark_submit_jars",
     "start_query",
@@ -65,6 +67,11 @@ class StreamOptions:
     checkpoint: str | Path | None = None  # a path or URI; default: settings.spark_checkpoint_location
     max_offsets_per_trigger: int | None = None  # default: settings.spark_max_offsets_per_trigger
     redis: bool = True
+
+
+def _stop_on_signal(stop: threading.Event, signum: int, _frame: object) -> None:
+    logger.info("signal %s: stopping after the current batch", signum)
+    stop.set()
 
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +182,7 @@ def _run_query(
             if processor.redis is not None and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
                 last_beat = time.monotonic()
                 processor.redis.beat(processor.heartbeat_fields())
-            query.awaitTermination(1.0)
+            query.awaitTermination(1)
     except StreamingQueryException as e:
         return e
     if query.isActive:
@@ -227,7 +234,7 @@ def run_stream(
     stop = threading.Event()
     if handle_signals and threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda s, _f: (logger.info("signal %s: stopping after the current batch", s), stop.set()))
+            signal.signal(signum, functools.partial(_stop_on_signal, stop))
     reporter = ProgressReporter()
     redis_sink = (
         RedisSink(settings.redis_url, RedisKeys(settings.redis_key_prefix), settings.redis_ttl_seconds) if options.redis else None
@@ -282,16 +289,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = load_settings()
     if args.print_jars:
-        print(spark_submit_jars(settings))
-        return 0
+        return print_submit_jars(settings)
     return run_stream(settings, options_from_args(args, settings))
 
 
 def spark_submit_jars(settings: Settings) -> str:
-    """The connector jars, comma separated: spark-submit loads data sources only from `--jars`."""
-    from stock_platform.runtime.jars import spark_kafka_jars
+    """The connector jars, comma separated: spark-submit loads data sources only from `--jars`.
 
-    return ",".join(str(p) for p in spark_kafka_jars(settings.cache_dir))
+    FileNotFoundError, naming both fixes, when the cache was never filled: an empty `--jars` would
+    only fail later, at the first read of the topic, with Spark's "Failed to find data source: kafka".
+    """
+    from stock_platform.spark_jars import cached_spark_kafka_jars, spark_kafka_dir, spark_kafka_package
+
+    jars = cached_spark_kafka_jars(settings.cache_dir)
+    if not jars:
+        raise FileNotFoundError(
+            f"Spark's Kafka connector is not in {spark_kafka_dir(settings.cache_dir)}: run `stock-platform services up` "
+            f"once to fetch it, or give spark-submit `--packages {spark_kafka_package()}` instead of `--jars`"
+        )
+    return ",".join(str(p) for p in jars)
+
+
+def print_submit_jars(settings: Settings) -> int:
+    """`--print-jars`: the jars on stdout and 0, or why there are none on stderr and 1."""
+    try:
+        print(spark_submit_jars(settings))
+    except FileNotFoundError as e:
+        print(f"stock-platform stream: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 # How long the first batch waits for `start()` to hand over the query id.
 QUERY_ID_WAIT_S = 120.0
 # Builds the function each task runs; tests wrap `task_writer` to inject faults into real tasks.
-TaskWriterFactory = Callable[[TaskConfig], Callable[[Iterator["pa.RecordBatch"]], Iterator["pa.RecordBatch"]]]
+TaskWriterFactory = Callable[[TaskConfig], Callable[[Iterable["pa.RecordBatch"]], Iterable["pa.RecordBatch"]]]
 
 
 def _lag(now_ms: int, then_ms: int | None) -> int | None:

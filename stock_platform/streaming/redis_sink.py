@@ -19,20 +19,23 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 import redis
+from redis.typing import EncodableT
 
 from stock_platform.quotes import Quote
+from stock_platform.storage.heartbeats import queue_stream_beat
 from stock_platform.storage.postgres import PgConnection
+from stock_platform.storage.redis_client import redis_client
 from stock_platform.storage.redis_keys import RedisKeys
 
-__all__ = ["HEARTBEAT_TTL_SECONDS", "TICK_WINDOW_MS", "RedisSink", "quotes_for_refill", "utc_ms_to_iso"]
+__all__ = ["TICK_WINDOW_MS", "RedisSink", "quotes_for_refill"]
 
 logger = logging.getLogger(__name__)
 
 TICK_WINDOW_MS = 5 * 60 * 1000
-HEARTBEAT_TTL_SECONDS = 120
+# A batch's pipeline carries every quote a task committed: more time to answer than a single command needs.
+SOCKET_TIMEOUT_S = 5.0
 
 # KEYS[1] latest hash; ARGV[1] event_time_ms, ARGV[2] ttl, ARGV[3..] field/value pairs.
 # Day-level fields (day_high, day_low, open_price, prev_close) come only with quote snapshots; a trade that
@@ -100,7 +103,7 @@ class RedisSink:
     def __init__(
         self, redis_url: str, keys: RedisKeys, ttl_seconds: int, window_ms: int = TICK_WINDOW_MS, refill_first: bool = True
     ) -> None:
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        self.client = redis_client(redis_url, socket_timeout=SOCKET_TIMEOUT_S)
         self.keys = keys
         self.ttl = ttl_seconds
         self.window_ms = window_ms
@@ -130,7 +133,7 @@ class RedisSink:
                 client=pipe,
             )
             floor = newest.event_time_ms - self.window_ms
-            args: list[object] = [self.window_ms, self.ttl]
+            args: list[EncodableT] = [self.window_ms, self.ttl]
             for q in items:
                 if q.event_time_ms >= floor:
                     args += [q.event_time_ms, _tick_member(q)]
@@ -153,9 +156,7 @@ class RedisSink:
         return self._execute(pipe)
 
     def _queue_beat(self, pipe: redis.client.Pipeline, fields: Mapping[str, object]) -> None:
-        beat = self.keys.heartbeat("stream")
-        pipe.hset(beat, mapping={k: str(v) for k, v in fields.items() if v is not None})
-        pipe.expire(beat, HEARTBEAT_TTL_SECONDS)
+        queue_stream_beat(pipe, self.keys, fields)
 
     def _execute(self, pipe: redis.client.Pipeline) -> bool:
         try:
@@ -178,8 +179,3 @@ class RedisSink:
     def close(self) -> None:
         """Release the connection pool."""
         self.client.close()
-
-
-def utc_ms_to_iso(ms: int) -> str:
-    """An epoch-milliseconds time as ISO-8601 UTC, for notices people read."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")

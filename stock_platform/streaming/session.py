@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from stock_platform.config import Settings
-from stock_platform.runtime.jars import spark_kafka_jars
+from stock_platform.spark_jars import cached_spark_kafka_jars, spark_kafka_dir, spark_kafka_package
 from stock_platform.streaming.shipping import code_archive, executor_environment, ships_to_executors
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = ["build_spark_session", "parse_spark_conf"]
+
+logger = logging.getLogger(__name__)
 
 
 def parse_spark_conf(text: str) -> dict[str, str]:
@@ -34,8 +37,9 @@ def build_spark_session(
 ) -> SparkSession:
     """A SparkSession for `settings.spark_master` with spark-sql-kafka on the classpath.
 
-    The connector comes from the cache filled once from Maven Central, never
-    from `spark.jars.packages`, so Spark starts offline. `SPARK_CONF` comes
+    The connector comes from the cache that `stock-platform services up` (or the
+    spark image's build) fills once from Maven Central, so Spark starts offline;
+    only without that cache does Spark resolve it itself (`spark.jars.packages`). `SPARK_CONF` comes
     last, so a user can change any of these without touching code (Spark's
     own `$SPARK_CONF_DIR/spark-defaults.conf` works too, below all of them).
     """
@@ -46,8 +50,18 @@ def build_spark_session(
     # Under spark-submit (which hands PySpark its gateway port) the master, jars and archives are
     # spark-submit's to decide (`--master`, `--jars`, `--archives`); setting them here would override it.
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        jars = [str(p) for p in spark_kafka_jars(settings.cache_dir)] + list(extra_jars or [])
-        builder = builder.master(settings.spark_master).config("spark.jars", ",".join(jars))
+        connector = [str(p) for p in cached_spark_kafka_jars(settings.cache_dir)]
+        if not connector:
+            logger.warning(
+                "Spark's Kafka connector is not in %s; Spark fetches %s from Maven Central itself "
+                "(`stock-platform services up` caches it once, for offline starts)",
+                spark_kafka_dir(settings.cache_dir), spark_kafka_package(),
+            )  # fmt: skip
+            builder = builder.config("spark.jars.packages", spark_kafka_package())
+        jars = connector + list(extra_jars or [])
+        builder = builder.master(settings.spark_master)
+        if jars:
+            builder = builder.config("spark.jars", ",".join(jars))
         shipped = settings.spark_ship_environment and ships_to_executors(settings.spark_master)
         if settings.spark_workers:
             # The local standalone cluster lives on loopback; executors must reach the driver there.
@@ -64,7 +78,7 @@ def build_spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", settings.spark_driver_memory)
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.warehouse.dir", str(settings.data_dir / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.data_dir / 'derby'}")

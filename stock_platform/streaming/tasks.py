@@ -130,10 +130,10 @@ def write_records(config: TaskConfig, records: Iterable[KafkaRecord]) -> list[Ta
     return [_write_span(config, list(group)) for _key, group in groupby(ordered, key=_PARTITION)]
 
 
-def task_writer(config: TaskConfig) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def task_writer(config: TaskConfig) -> Callable[[Iterable[pa.RecordBatch]], Iterable[pa.RecordBatch]]:
     """The function `mapInArrow` runs in each task: Kafka records in, one `TASK_SUMMARY_SCHEMA` row per span out."""
 
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
         from stock_platform.streaming import worker_patch

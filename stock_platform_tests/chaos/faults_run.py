@@ -14,14 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import redis
 
-from stock_platform.runtime.faults import kill_part, part_pids, recovery_command
 from stock_platform.runtime.kafka_broker import KafkaBroker
 from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.storage.redis_keys import RedisKeys
+from stock_platform_tests.chaos.faults import kill_part, part_pids, recovery_command
 from stock_platform_tests.private_platform import PrivatePlatform
 
 __all__ = ["FaultResult", "inject", "sensor_daemon_id", "wait_for"]
@@ -97,11 +98,21 @@ def _healthy(platform: PrivatePlatform, part: str, killed: list[int], daemon_bef
     return bool(part_pids(settings, part)) and sensor_daemon_id(platform) not in {None, daemon_before}
 
 
+def _producer_id(pid: int) -> str:
+    """The id a producer stamps on its quotes: PRODUCER_ID from its environment (Dagster gives each run its own)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        environ = []
+    given = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PRODUCER_ID=")]
+    return given[0] if given and given[0] else f"{os.uname().nodename}-{pid}"
+
+
 def _part_works(platform: PrivatePlatform, part: str, since_ms: int) -> bool:
     """Evidence, beyond a committed batch, that the recovered part does its job."""
     if part == "producer":
         pid = min(part_pids(platform.settings, "producer"))
-        producer_id = f"{os.uname().nodename}-{pid}"
+        producer_id = _producer_id(pid)
         return bool(platform.query("SELECT 1 FROM stock_prices WHERE producer_id = %s LIMIT 1", (producer_id,)))
     if part == "redis":
         return _stream_wrote_redis_since(platform, since_ms)

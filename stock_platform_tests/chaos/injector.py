@@ -184,7 +184,7 @@ class Injector:
             raw.close(timeout=30)
 
     def _send_phase(self, phase: Phase, raw: KafkaProducer) -> None:
-        settings = dataclasses.replace(self.settings, producer_id=phase.producer_id)
+        settings = self.settings.replace(producer_id=phase.producer_id)
         producer = QuoteProducer(settings, phase.stats)
         futures = []
         hostile = []

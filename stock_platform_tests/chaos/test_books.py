@@ -10,8 +10,8 @@ import time
 from dataclasses import replace
 
 from stock_platform.quotes import Quote
-from stock_platform.runtime.faults import PARTS
 from stock_platform.streaming.parse import KafkaRecord, parse_record
+from stock_platform_tests.chaos.faults import PARTS
 from stock_platform_tests.chaos.gaps import UNSENT_WINDOW_MS, duplicate_seqs, sequence_gaps
 from stock_platform_tests.chaos.hostile import refused_by_rule
 from stock_platform_tests.chaos.injector import plan_phases

@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from stock_platform.config import Settings
-from stock_platform.runtime.faults import PARTS, part_pids
 from stock_platform.runtime.processes import stop_pid
+from stock_platform_tests.chaos.faults import PARTS, part_pids
 from stock_platform_tests.chaos.faults_run import FaultResult, batches_since, inject, wait_for
 from stock_platform_tests.chaos.hostile import add_rogue_rule
 from stock_platform_tests.chaos.injector import Injector, Phase, plan_phases

@@ -1,4 +1,4 @@
-"""`runtime.faults` on real stand-in processes: it finds a platform's parts by marker and pid file, and only those.
+"""`chaos.faults` on real stand-in processes: it finds a platform's parts by marker and pid file, and only those.
 
 Fast (no services): the "stream job" here is a sleeping Python process whose
 argv reads `-m stock_platform.cli stream` and whose child plays the Spark JVM.
@@ -6,7 +6,6 @@ argv reads `-m stock_platform.cli stream` and whose child plays the Spark JVM.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -17,9 +16,9 @@ import pytest
 
 from stock_platform.config import Settings
 from stock_platform.runtime.apps import MARKER
-from stock_platform.runtime.faults import PARTS, kill_part, part_pids, recovery_command
 from stock_platform.runtime.processes import pid_alive, wait_until
 from stock_platform.runtime.redis_server import RedisServer
+from stock_platform_tests.chaos.faults import PARTS, kill_part, part_pids, recovery_command
 
 # Sleeps, after starting one child that also sleeps; the trailing arguments are only there to be seen in argv.
 _PARENT = (
@@ -30,7 +29,7 @@ _PARENT = (
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose data dir is this test's own."""
-    return dataclasses.replace(Settings(), data_dir=tmp_path / "data")
+    return Settings.defaults().replace(data_dir=tmp_path / "data")
 
 
 @pytest.fixture

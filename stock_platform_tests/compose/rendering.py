@@ -37,11 +37,10 @@ Render = Callable[[dict[str, str]], subprocess.CompletedProcess[str]]
 
 
 def settings_in_config() -> set[str]:
-    """Every environment variable stock_platform/config.py reads."""
-    source = CONFIG_SOURCE.read_text()
-    names = set(re.findall(r'_env_\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
-    names |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z][A-Z0-9_]*)"', source))
-    return names
+    """Every environment variable stock_platform/config.py declares."""
+    from stock_platform.config import Settings, setting_env_name
+
+    return {setting_env_name(name) for name in Settings.model_fields}
 
 
 def env_example_lines() -> dict[str, str]:

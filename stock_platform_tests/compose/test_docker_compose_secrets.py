@@ -24,7 +24,8 @@ from stock_platform_tests.compose.rendering import (
 )
 
 WRITERS = tuple(name for name in APP_SERVICES if name != "dashboard")
-# The commands the dashboard sends to Redis (stock_platform/dashboard/hot.py, and redis-py's health check).
+# The commands the dashboard sends to Redis (stock_platform/dashboard/hot.py, the heartbeat reader it calls in
+# stock_platform/storage/heartbeats.py, and redis-py's health check).
 DASHBOARD_REDIS_COMMANDS = {"hgetall", "zrange", "ping"}
 
 
@@ -98,6 +99,12 @@ def test_the_dashboards_redis_user_may_only_read_the_platforms_keys(config: dict
     assert {g[1:] for g in grants} == DASHBOARD_REDIS_COMMANDS
     hot = (REPO / "stock_platform" / "dashboard" / "hot.py").read_text()
     assert set(re.findall(r"pipe\.(\w+)\(", hot)) - {"execute"} <= DASHBOARD_REDIS_COMMANDS, "hot.py sends a command not granted"
+    beats = (REPO / "stock_platform" / "storage" / "heartbeats.py").read_text()
+    start = beats.index("def read_heartbeats(")
+    end = beats.find("\ndef ", start)
+    reader = beats[start : end if end > 0 else None]
+    sent = set(re.findall(r"pipe\.(\w+)\(", reader)) - {"execute"}
+    assert sent and sent <= DASHBOARD_REDIS_COMMANDS, f"the heartbeat reader sends a command not granted: {sent}"
 
 
 def test_the_redis_user_follows_the_key_prefix(render: Render) -> None:

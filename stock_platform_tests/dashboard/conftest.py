@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 from collections.abc import Callable, Iterator
 
@@ -32,7 +31,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """
     return {
         "POSTGRES_DSN": as_role(settings.postgres_dsn, READER_ROLE),
-        "DASHBOARD_PASSWORD": settings.dashboard_password,
+        "DASHBOARD_PASSWORD": settings.dashboard_password.get_secret_value(),
         "REDIS_URL": settings.redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -48,7 +47,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def dash_settings(platform_settings: Settings, clean_tables: str) -> Settings:
     """Settings for one dashboard test: empty tables, a fresh Redis prefix, three watched symbols, no Dagster."""
-    return dataclasses.replace(platform_settings, symbols=WATCHED, dagster_port=free_port(), dashboard_refresh_seconds=5.0)
+    return platform_settings.replace(symbols=WATCHED, dagster_port=free_port(), dashboard_refresh_seconds=5.0)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import psycopg2.extras
 import redis
 
 from stock_platform.config import Settings
+from stock_platform.storage.heartbeats import PRODUCER, WORK_FIELDS, queue_producer_beat, queue_stream_beat
 from stock_platform.storage.redis_keys import RedisKeys
 
 __all__ = [
@@ -131,14 +132,26 @@ def seed_hot_quote(
     return now_ms
 
 
-def seed_heartbeat(settings: Settings, component: str, age_s: float, **fields: object) -> None:
-    """A heartbeat hash of `component` whose last sign of work was `age_s` seconds ago."""
+def seed_heartbeat(
+    settings: Settings, component: str, age_s: float | None, *, producer_id: str = "seed-producer", beat_age_s: float = 1.0,
+    **fields: object,
+) -> None:  # fmt: skip
+    """A heartbeat of `component` (a producer's under `producer_id`) written `beat_age_s` ago, as its process writes it.
+
+    Its last sign of work was `age_s` seconds ago; None: it has done none yet (its field is 0, as a new producer's).
+    """
     now_ms = int(time.time() * 1000)
-    last = now_ms - int(age_s * 1000)
-    stamp = "last_publish_ms" if component == "producer" else "last_batch_ms"
-    mapping = {"pid": 4242, "started_ms": last - 60_000, stamp: last, **fields}
+    beat_ms = now_ms - int(beat_age_s * 1000)
+    last = 0 if age_s is None else now_ms - int(age_s * 1000)
+    mapping = {"pid": 4242, "started_ms": now_ms - 600_000, "updated_ms": beat_ms, WORK_FIELDS[component]: last, **fields}
+    keys = RedisKeys(settings.redis_key_prefix)
     client = _client(settings)
-    client.hset(RedisKeys(settings.redis_key_prefix).heartbeat(component), mapping=mapping)
+    with client.pipeline() as pipe:
+        if component == PRODUCER:
+            queue_producer_beat(pipe, keys, producer_id, {"producer_id": producer_id, **mapping}, beat_ms)
+        else:
+            queue_stream_beat(pipe, keys, mapping)
+        pipe.execute()
     client.close()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -39,7 +38,7 @@ def unmigrated_database(dash_settings) -> Iterator[str]:
 
 @pytest.mark.parametrize("page", ["overview", "symbol", "compare", "pipeline"])
 def test_an_unmigrated_database_is_called_not_set_up_not_down(run_page, dash_settings, unmigrated_database, page) -> None:
-    at = run_page(page, dataclasses.replace(dash_settings, postgres_dsn=unmigrated_database))
+    at = run_page(page, dash_settings.replace(postgres_dsn=unmigrated_database))
     assert not at.exception
     warnings = texts(at.warning)
     assert "PostgreSQL is not set up yet" in warnings and "stock-platform migrate" in warnings

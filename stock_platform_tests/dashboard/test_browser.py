@@ -6,7 +6,6 @@ exception box, and saves one PNG per page under `.test-artifacts/dashboard/`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,7 +83,7 @@ def _serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def seeded(dash_settings: Settings) -> Settings:
     """Every default symbol with ticks, candles and a hot quote; heartbeats, a stream batch and a dead letter."""
-    seeded = dataclasses.replace(dash_settings, symbols=DEFAULT_SYMBOLS)
+    seeded = dash_settings.replace(symbols=DEFAULT_SYMBOLS)
     _seed(seeded)
     return seeded
 
@@ -125,7 +124,7 @@ def test_with_a_password_every_url_shows_only_the_login_until_it_is_given(seeded
     ensure_commands([(CHROMIUM, "chromium")])
     from playwright.sync_api import sync_playwright
 
-    with _serving(dataclasses.replace(seeded, dashboard_password="s3cret-dashboard"), tmp_path) as url:
+    with _serving(seeded.replace(dashboard_password="s3cret-dashboard"), tmp_path) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:

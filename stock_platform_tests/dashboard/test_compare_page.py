@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from stock_platform_tests.dashboard.conftest import free_port, plotly_figures, texts
@@ -23,7 +21,7 @@ def two_symbols(dash_settings):
     return dash_settings
 
 
-def _lines(at) -> dict[str, list[float]]:  # noqa: ANN001
+def _lines(at) -> dict[str, list[float]]:
     figure = plotly_figures(at)[0]
     return {t["name"]: t["y"] for t in figure["data"] if t.get("name")}
 
@@ -59,7 +57,7 @@ def test_empty_database_says_nothing_to_compare(run_page, dash_settings) -> None
 
 
 def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:
-    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    down = dash_settings.replace(postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
     at = run_page("compare", down)
     assert not at.exception
     assert "PostgreSQL is unavailable" in texts(at.error)

@@ -10,7 +10,6 @@ form, which must turn a try away unchecked while the throttle says wait.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 
@@ -57,7 +56,7 @@ def open_app(dash_settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
     seed_hot_quote(dash_settings, "MSFT", price=420.5, prev_close=400.0)
 
     def run(password: str) -> AppTest:
-        for name, value in settings_env(dataclasses.replace(dash_settings, dashboard_password=password)).items():
+        for name, value in settings_env(dash_settings.replace(dashboard_password=password)).items():
             monkeypatch.setenv(name, value)
         clear_caches()
         return AppTest.from_file(str(APP_PATH), default_timeout=60).run()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from stock_platform_tests.dashboard.conftest import free_port, texts
@@ -12,7 +10,7 @@ from stock_platform_tests.dashboard.seed import insert_ticks, now_utc, seed_hot_
 pytestmark = pytest.mark.integration
 
 
-def _metrics(at) -> dict[str, tuple[str, str | None]]:  # noqa: ANN001
+def _metrics(at) -> dict[str, tuple[str, str | None]]:
     return {m.label: (m.value, m.delta or None) for m in at.metric}
 
 
@@ -61,7 +59,7 @@ def test_malformed_symbol_in_watchlist_gets_a_friendly_message(run_page, dash_se
 
 def test_redis_down_shows_a_warning_and_postgres_prices(run_page, dash_settings) -> None:
     insert_ticks(dash_settings.postgres_dsn, "AAPL", count=10, end=now_utc(), start_price=150.0)
-    down = dataclasses.replace(dash_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    down = dash_settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     at = run_page("overview", down)
     assert not at.exception
     assert "Redis is unavailable" in texts(at.warning)
@@ -70,8 +68,7 @@ def test_redis_down_shows_a_warning_and_postgres_prices(run_page, dash_settings)
 
 def test_both_services_down_show_a_banner_not_a_traceback(run_page, dash_settings) -> None:
     port = free_port()
-    down = dataclasses.replace(
-        dash_settings,
+    down = dash_settings.replace(
         redis_url=f"redis://127.0.0.1:{port}/0",
         postgres_dsn=f"postgresql://stock@127.0.0.1:{port}/nothing",
     )
@@ -111,7 +108,7 @@ def test_missing_previous_close_comes_from_the_previous_days_last_candle(run_pag
 
 def test_postgres_down_keeps_the_hot_tiles_and_says_so(run_page, dash_settings) -> None:
     seed_hot_quote(dash_settings, "AAPL", price=110.0, prev_close=100.0)
-    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    down = dash_settings.replace(postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
     at = run_page("overview", down)
     assert not at.exception
     assert "PostgreSQL is unavailable" in texts(at.warning)

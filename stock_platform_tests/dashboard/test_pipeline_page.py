@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import timedelta
 
 import pytest
 from kafka import KafkaProducer
 
+from stock_platform.storage.heartbeats import STALE_AFTER_SECONDS
 from stock_platform_tests.dashboard.conftest import free_port, texts
 from stock_platform_tests.dashboard.seed import (
     insert_ticks,
@@ -23,7 +23,7 @@ from stock_platform_tests.dashboard.seed import (
 pytestmark = pytest.mark.integration
 
 
-def _produce(settings, partition: int, count: int) -> None:  # noqa: ANN001
+def _produce(settings, partition: int, count: int) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     for i in range(count):
         producer.send(settings.kafka_topic, value=b"{}", key=b"AAPL", partition=partition).get(timeout=10)
@@ -48,7 +48,7 @@ def test_empty_pipeline_says_what_is_missing(run_page, dash_settings) -> None:
 
 def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_settings) -> None:
     seed_heartbeat(dash_settings, "producer", age_s=3, published=120, failed=0)
-    seed_heartbeat(dash_settings, "stream", age_s=60, batch_id=7, lag_ms=400)
+    seed_heartbeat(dash_settings, "stream", age_s=90, batch_id=7, lag_ms=400)  # beating, but idle
     insert_ticks(dash_settings.postgres_dsn, "AAPL", count=5, end=now_utc())
     insert_ticks(dash_settings.postgres_dsn, "MSFT", count=5, end=now_utc() - timedelta(hours=2))
     seed_dead_letter(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, "field 'price' must be > 0, got -1.0")
@@ -63,8 +63,9 @@ def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_setting
     at = run_page("pipeline", dash_settings)
     assert not at.exception
     markdown = texts(at.markdown)
-    assert "🟢 producer: green" in markdown
+    assert "🟢 producer `seed-producer`: green" in markdown
     assert "🟠 stream: amber" in markdown
+    assert re.search(r"alive, idle: last batch 9\d s ago; last beat \d s ago", texts(at.caption)), texts(at.caption)
     assert "🔴 data freshness: red" in markdown  # MSFT is two hours old
     freshness = at.dataframe[2].value
     assert list(freshness["symbol"]) == ["AAPL", "MSFT"]
@@ -76,6 +77,33 @@ def test_lights_lag_and_dead_letters_from_seeded_pipeline(run_page, dash_setting
     reasons = list(at.dataframe[5].value["reason"])
     assert reasons[0] == "not valid JSON: Expecting value"
     assert len(at.get("plotly_chart")) == 1  # rows per minute
+
+
+def test_a_producer_that_published_nothing_says_never(run_page, dash_settings) -> None:
+    """Its `last_publish_ms` is 0: the card says never, not an age counted from 1970."""
+    seed_heartbeat(dash_settings, "producer", age_s=None, producer_id="just-started", published=0)
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    assert "🟠 producer `just-started`: amber" in texts(at.markdown)
+    caption = next(c for c in texts(at.caption).splitlines() if "last publish" in c)
+    assert re.fullmatch(r"alive, nothing yet: last publish never; last beat \d s ago", caption), caption
+
+
+def test_every_beating_producer_has_its_own_card_judged_by_the_supervisors_stale_rule(run_page, dash_settings) -> None:
+    seed_heartbeat(dash_settings, "producer", age_s=2, producer_id="desk-a", published=10)
+    seed_heartbeat(dash_settings, "producer", age_s=None, producer_id="desk-b", published=0)
+    # Beat longer ago than the supervisors' stale threshold, yet its hash has not expired: stale on the page too.
+    seed_heartbeat(dash_settings, "producer", age_s=80, producer_id="desk-c", beat_age_s=STALE_AFTER_SECONDS + 10)
+    at = run_page("pipeline", dash_settings)
+    assert not at.exception
+    markdown = texts(at.markdown)
+    assert "🟢 producer `desk-a`: green" in markdown and "🟠 producer `desk-b`: amber" in markdown
+    assert "🔴 producer `desk-c`: red" in markdown and "🔴 producer: red" not in markdown
+    assert re.search(r"stale: last beat 7\d s ago \(stale after 60 s\); last publish 8\d s ago", texts(at.caption))
+    counters = [frame.value for frame in at.dataframe[:3]]
+    assert [list(c["producer_id"]) for c in counters] == [["desk-a"], ["desk-b"], ["desk-c"]]
+    assert [list(c["published"]) for c in counters[:2]] == [["10"], ["0"]]
+    assert markdown.count("🟢 **runs:** no failed run in the last hour") == 2, "one runs line per component, not per card"
 
 
 def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
@@ -125,7 +153,7 @@ def test_failing_runs_and_dead_letters_by_kind(run_page, dash_settings) -> None:
 
 def test_odd_offsets_shape_and_kafka_down_show_unknown_lag(run_page, dash_settings) -> None:
     seed_stream_batch(dash_settings.postgres_dsn, dash_settings.kafka_topic, 1, {"0": 5, "1": 7})
-    down = dataclasses.replace(dash_settings, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    down = dash_settings.replace(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     at = run_page("pipeline", down)
     assert not at.exception
     assert ": unknown**" in texts(at.markdown)
@@ -134,19 +162,20 @@ def test_odd_offsets_shape_and_kafka_down_show_unknown_lag(run_page, dash_settin
 
 def test_redis_down_shows_a_banner_and_the_rest(run_page, dash_settings) -> None:
     insert_ticks(dash_settings.postgres_dsn, "AAPL", count=5, end=now_utc())
-    down = dataclasses.replace(dash_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    down = dash_settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     at = run_page("pipeline", down)
     assert not at.exception
     assert "Redis is unavailable" in texts(at.error)
     assert list(at.dataframe[0].value["symbol"]) == ["AAPL"]
     # Failed runs come from PostgreSQL, so they still show while the heartbeats cannot.
     markdown = texts(at.markdown)
-    assert "⚪ stream: heartbeat unknown" in markdown and "🔴 **runs: failing**" not in markdown
+    assert "⚪ stream: heartbeat unknown" in markdown and "⚪ producer: heartbeat unknown" in markdown
+    assert "🔴 **runs: failing**" not in markdown
     assert markdown.count("🟢 **runs:** no failed run in the last hour") == 2
 
 
 def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:
-    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    down = dash_settings.replace(postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
     at = run_page("pipeline", down)
     assert not at.exception
     assert "PostgreSQL is unavailable" in texts(at.error)

@@ -10,8 +10,6 @@ import pytest
 
 from stock_platform.dashboard.cache import ttl_cache
 from stock_platform.dashboard.health import (
-    _RUNS_QUERY,
-    HEARTBEAT_AMBER_S,
     SUPERVISED_JOBS,
     KafkaLag,
     Level,
@@ -21,7 +19,9 @@ from stock_platform.dashboard.health import (
 )
 from stock_platform.dashboard.indicators import ema, normalise_to_100, sma, vwap
 from stock_platform.dashboard.symbols import SymbolError, normalise_symbol, parse_symbol_list
+from stock_platform.storage.heartbeats import STALE_AFTER_SECONDS, is_stale
 from stock_platform.storage.stream_offsets import parse_offsets
+from stock_platform.supervised_runs import RUNS_QUERY
 
 
 @pytest.mark.parametrize("text", ["AAPL", " aapl ", "BRK.B", "BINANCE:BT", "X", "1234567890"])
@@ -83,14 +83,26 @@ def test_age_level_thresholds(age: float | None, level: Level) -> None:
     assert age_level(age, 30, 120) == level
 
 
-def test_heartbeat_state_uses_last_work_then_start_time() -> None:
-    now = 1_000_000_000
-    assert heartbeat_state("stream", {}, now).level == Level.RED
-    fresh = heartbeat_state("stream", {"last_batch_ms": str(now - 5000), "started_ms": "0"}, now)
-    assert fresh.level == Level.GREEN and fresh.age_s == 5.0
-    late = heartbeat_state("producer", {"started_ms": str(now - int(HEARTBEAT_AMBER_S * 1000) - 1)}, now)
-    assert late.level == Level.AMBER and "started" in late.detail
-    assert heartbeat_state("producer", {"pid": "1"}, now).level == Level.AMBER
+def test_heartbeat_state_judges_by_the_shared_stale_rule_and_says_never() -> None:
+    now = 1_750_000_000_000  # epoch ms
+
+    def beat(beat_age_s: float = 2.0, **fields: object) -> dict[str, str]:
+        return {"pid": "1", "updated_ms": str(now - int(beat_age_s * 1000)), **{k: str(v) for k, v in fields.items()}}
+
+    assert heartbeat_state("stream", {}, now).level is Level.RED
+    fresh = heartbeat_state("stream", beat(last_batch_ms=now - 5000), now)
+    assert (fresh.level, fresh.age_s, fresh.detail) == (Level.GREEN, 2.0, "last batch 5 s ago; last beat 2 s ago")
+    never = heartbeat_state("producer", beat(last_publish_ms=0, started_ms=now - 9000), now)
+    assert (never.level, never.detail) == (Level.AMBER, "alive, nothing yet: last publish never; last beat 2 s ago")
+    idle = heartbeat_state("stream", beat(last_batch_ms=now - 300_000), now)
+    assert (idle.level, idle.detail) == (Level.AMBER, "alive, idle: last batch 300 s ago; last beat 2 s ago")
+    stopped = heartbeat_state("producer", beat(state="failed", last_publish_ms=now - 3000), now)
+    assert (stopped.level, stopped.detail) == (Level.RED, "failed: last publish 3 s ago; last beat 2 s ago")
+    # The page's red is the supervisors' stale, on either side of the threshold.
+    for age in (STALE_AFTER_SECONDS - 1, STALE_AFTER_SECONDS + 1):
+        state = heartbeat_state("producer", beat(age, last_publish_ms=now - 1000), now)
+        assert (state.level is Level.RED) == is_stale(beat(age), now / 1000), age
+        assert ("stale" in state.detail) == (age > STALE_AFTER_SECONDS)
 
 
 def test_kafka_lag_levels() -> None:
@@ -168,5 +180,5 @@ def test_a_supervised_job_is_green_only_while_its_run_is_started(run: dict | Non
 
 def test_the_runs_query_asks_for_each_supervised_job_by_name() -> None:
     for job in SUPERVISED_JOBS:
-        assert f'{job}: runsOrError(filter: {{pipelineName: "{job}"}}, limit: 1)' in _RUNS_QUERY
-    assert "recent: runsOrError(limit: 5)" in _RUNS_QUERY
+        assert f'{job}: runsOrError(filter: {{pipelineName: "{job}"}}, limit: 1)' in RUNS_QUERY
+    assert "recent: runsOrError(limit: 5)" in RUNS_QUERY

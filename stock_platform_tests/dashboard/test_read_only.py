@@ -9,7 +9,6 @@ blocked query off.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import psycopg2
@@ -36,7 +35,7 @@ WRITES = [
 def limits_restored() -> Iterator[None]:
     """Whatever limits a test configures, the next one starts from the defaults."""
     yield
-    configure(Settings())
+    configure(Settings.defaults())
     reset_connections()
 
 
@@ -100,7 +99,7 @@ def test_sessions_carry_the_configured_timeouts(dash_settings: Settings, limits_
     with pg_cursor(reader) as cur:
         cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
         assert cur.fetchone() == ("5s", "2s")
-    configure(dataclasses.replace(dash_settings, dashboard_statement_timeout_ms=300, dashboard_lock_timeout_ms=200))
+    configure(dash_settings.replace(dashboard_statement_timeout_ms=300, dashboard_lock_timeout_ms=200))
     with pg_cursor(reader) as cur:
         cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
         assert cur.fetchone() == ("300ms", "200ms")

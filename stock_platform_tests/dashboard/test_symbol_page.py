@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from stock_platform_tests.dashboard.seed import build_candles, insert_ticks, now
 pytestmark = pytest.mark.integration
 
 
-def _figure(at) -> dict:  # noqa: ANN001
+def _figure(at) -> dict:
     figures = plotly_figures(at)
     assert figures, "no plotly chart rendered"
     return figures[0]
@@ -106,7 +105,7 @@ def test_empty_database_says_no_data(run_page, dash_settings) -> None:
 
 
 def test_postgres_down_shows_a_banner(run_page, dash_settings) -> None:
-    down = dataclasses.replace(dash_settings, postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
+    down = dash_settings.replace(postgres_dsn=f"postgresql://stock@127.0.0.1:{free_port()}/nothing")
     at = run_page("symbol", down, symbol="AAPL")
     assert not at.exception
     assert "PostgreSQL is unavailable" in texts(at.error)

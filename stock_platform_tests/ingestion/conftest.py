@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -36,8 +35,7 @@ def fake() -> Iterator[FakeFinnhub]:
 @pytest.fixture
 def finnhub_settings(platform_settings: Settings, fake: FakeFinnhub) -> Settings:
     """Isolated platform settings reading from the fake Finnhub, polling fast."""
-    return dataclasses.replace(
-        platform_settings,
+    return platform_settings.replace(
         finnhub_api_key=API_KEY,
         finnhub_rest_url=fake.rest_url,
         finnhub_ws_url=fake.ws_url,
@@ -98,8 +96,7 @@ def free_port() -> int:
 def private_kafka(services: Settings, tmp_path: Path) -> Iterator[tuple[Settings, KafkaBroker]]:
     """A one-node Kafka of the test's own (about 3 s to start), with its topic, to kill without disturbing anyone else."""
     port = free_port()
-    settings = dataclasses.replace(
-        services, data_dir=tmp_path, kafka_port=port, kafka_controller_port=free_port(), kafka_brokers=1,
+    settings = services.replace(data_dir=tmp_path, kafka_port=port, kafka_controller_port=free_port(), kafka_brokers=1,
         kafka_replication_factor=1, kafka_min_insync_replicas=1, kafka_bootstrap_servers=f"127.0.0.1:{port}",
         kafka_topic="loss-test", redis_key_prefix=f"test:{uuid.uuid4().hex[:8]}:", producer_id="loss-test",
     )  # fmt: skip
@@ -111,7 +108,8 @@ def private_kafka(services: Settings, tmp_path: Path) -> Iterator[tuple[Settings
         broker.stop()
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
         try:
-            client.delete(RedisKeys(settings.redis_key_prefix).heartbeat("producer"))
+            keys = RedisKeys(settings.redis_key_prefix)
+            client.delete(keys.producer_heartbeat(settings.producer_id), keys.producers)
         finally:
             client.close()
 
@@ -128,6 +126,6 @@ def heartbeat(settings: Settings) -> dict[str, str]:
     """The producer's heartbeat hash in Redis (empty when there is none)."""
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        return client.hgetall(RedisKeys(settings.redis_key_prefix).heartbeat("producer"))
+        return client.hgetall(RedisKeys(settings.redis_key_prefix).producer_heartbeat(settings.producer_id))
     finally:
         client.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -34,8 +33,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize("kill", ["sigterm", "sigkill"])
 def test_broker_restart_loses_nothing_and_duplicates_nothing(services: Settings, tmp_path: Path, kill: str) -> None:
     port = _free_port()
-    settings = dataclasses.replace(
-        services, data_dir=tmp_path, kafka_port=port, kafka_controller_port=_free_port(),
+    settings = services.replace(data_dir=tmp_path, kafka_port=port, kafka_controller_port=_free_port(),
         kafka_bootstrap_servers=f"127.0.0.1:{port}", kafka_topic="restart-test",
         redis_key_prefix=f"test:{uuid.uuid4().hex[:8]}:", producer_id=f"restart-{kill}",
     )  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stock_platform.cli import main as cli_main
+from stock_platform.config import Settings, load_settings
 from stock_platform.ingestion.day_volume import DayVolume
 from stock_platform.ingestion.limits import ProducerLimits
 from stock_platform.ingestion.pacing import paced
@@ -122,14 +123,18 @@ def test_parallel_tape_reader_yields_the_same_quotes_and_counts(tmp_path: Path) 
     assert stats.skipped["invalid"] == 1
 
 
-def test_producer_limits_come_from_the_environment_and_bad_ones_are_named() -> None:
-    assert ProducerLimits.from_env({}) == ProducerLimits()
-    limits = ProducerLimits.from_env({"PRODUCER_FLUSH_TIMEOUT_SECONDS": "2.5", "PRODUCER_QUEUE_MAX_MESSAGES": "500"})
+def test_producer_limits_come_from_the_settings_and_bad_ones_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ProducerLimits.of(Settings.defaults()) == ProducerLimits()
+    monkeypatch.setenv("PRODUCER_FLUSH_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("PRODUCER_QUEUE_MAX_MESSAGES", "500")
+    limits = ProducerLimits.of(load_settings())
     assert limits.flush_timeout_s == 2.5 and limits.queue_max_messages == 500 and limits.inbox_max == 10_000
     for name, raw in [("PRODUCER_FLUSH_TIMEOUT_SECONDS", "soon"), ("PRODUCER_INBOX_MAX", "0"), ("PRODUCER_QUEUE_MAX_KBYTES", "1.5"),
                       ("PRODUCER_QUEUE_FULL_TIMEOUT_SECONDS", "nan")]:  # fmt: skip
-        with pytest.raises(ValueError, match=f"setting {name} must be a positive"):
-            ProducerLimits.from_env({name: raw})
+        with monkeypatch.context() as m:
+            m.setenv(name, raw)
+            with pytest.raises(ValueError, match=f"setting {name} must be a positive"):
+                load_settings()
 
 
 def test_a_bad_producer_limit_stops_produce_with_exit_code_2(

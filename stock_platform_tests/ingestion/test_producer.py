@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import os
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_records_use_every_partition_one_per_symbol_in_sequence_order(platform_settings: Settings, tmp_path: Path) -> None:
-    settings = dataclasses.replace(platform_settings, producer_id="partition-test")
+    settings = platform_settings.replace(producer_id="partition-test")
     tape = tmp_path / "run.jsonl.gz"
     stats = FeedStats()
     options = ProduceOptions(source="simulator", symbols=synthetic_symbols(100), rate=None, max_records=5000, record=tape)
@@ -79,6 +78,7 @@ def test_replay_command_republishes_a_tape(platform_settings: Settings, tmp_path
 
 
 def test_sigterm_flushes_everything_and_exits_0(platform_settings: Settings) -> None:
+    platform_settings = platform_settings.replace(producer_id="sigterm-test")  # its heartbeat key, as PRODUCER_ID below
     env = os.environ | {
         "KAFKA_TOPIC": platform_settings.kafka_topic,
         "REDIS_KEY_PREFIX": platform_settings.redis_key_prefix,
@@ -106,7 +106,7 @@ def test_sigterm_flushes_everything_and_exits_0(platform_settings: Settings) -> 
 
 
 def test_redis_down_does_not_stop_producing(platform_settings: Settings) -> None:
-    settings = dataclasses.replace(platform_settings, redis_url="redis://127.0.0.1:1/0")
+    settings = platform_settings.replace(redis_url="redis://127.0.0.1:1/0")
     stats = FeedStats()
     options = ProduceOptions(source="simulator", symbols=("AAPL",), rate=None, max_records=200)
     assert run_produce(settings, options, stats=stats) == 0

@@ -7,7 +7,6 @@ so the platform's own Kafka is never disturbed. The producer runs as the real
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -134,7 +133,7 @@ def test_a_full_queue_waits_for_the_timeout_then_drops_counts_and_logs(
 
 def test_the_finnhub_inbox_is_bounded_and_counts_what_it_drops(finnhub_settings: Settings) -> None:
     with FakeFinnhub(API_KEY, trade_interval=0.01) as busy:
-        settings = dataclasses.replace(finnhub_settings, finnhub_ws_url=busy.ws_url)
+        settings = finnhub_settings.replace(finnhub_ws_url=busy.ws_url)
         stats, stop = FeedStats(), threading.Event()
         quotes = finnhub_quotes(settings, {"ws"}, stats, stop, inbox_max=5)
         next(quotes)  # starts the feed; from now on nobody takes its quotes, as when Kafka is down

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -59,7 +58,7 @@ def test_quotes_are_published_with_finnhubs_fields(finnhub_settings: Settings) -
 
 
 def test_all_zero_answers_are_counted_and_skipped(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("UNKNOWN", "AAPL"))
+    settings = finnhub_settings.replace(symbols=("UNKNOWN", "AAPL"))
     fake.script(Scripted(zero=True), symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.skipped["all_zero"] >= 3 and s.published >= 1)
     assert stats.skipped["all_zero"] >= 3
@@ -69,7 +68,7 @@ def test_all_zero_answers_are_counted_and_skipped(finnhub_settings: Settings, fa
 
 
 def test_an_unchanged_t_is_published_once(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     fake.script(*[Scripted(t=1_764_100_000)] * 3, symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.skipped["unchanged"] >= 2)
     assert stats.skipped["unchanged"] >= 2
@@ -90,7 +89,7 @@ def test_429_with_retry_after_pauses_every_call_and_keeps_the_schedule(finnhub_s
 
 
 def test_429_with_an_http_date_retry_after_is_honoured(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     until = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)  # whole seconds: 2-3 s from now
     fake.script(Scripted(status=429, body=LIMIT_BODY, headers={"Retry-After": until}), symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.events["rate_limited"] >= 1 and s.published >= 1)
@@ -100,7 +99,7 @@ def test_429_with_an_http_date_retry_after_is_honoured(finnhub_settings: Setting
 
 
 def test_429_without_retry_after_backs_off_exponentially(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     fake.script(*[Scripted(status=429, body=LIMIT_BODY)] * 3, symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.published >= 1)
     assert stats.events["rate_limited"] == 3 and stats.published >= 1
@@ -111,7 +110,7 @@ def test_429_without_retry_after_backs_off_exponentially(finnhub_settings: Setti
 
 
 def test_5xx_timeouts_and_dropped_connections_are_retried(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     fake.script(
         Scripted(status=500, body="Internal Server Error"), Scripted(status=503, body="unavailable"),
         Scripted(delay=2.0), Scripted(drop=True), symbol="AAPL",
@@ -125,7 +124,7 @@ def test_5xx_timeouts_and_dropped_connections_are_retried(finnhub_settings: Sett
 
 
 def test_a_symbol_is_given_up_for_the_cycle_after_max_attempts(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     fake.script(*[Scripted(status=502, body="Bad Gateway")] * 3, symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.published >= 1, max_attempts=3)
     assert stats.events["gave_up"] == 1 and stats.events["retry"] == 3
@@ -133,7 +132,7 @@ def test_a_symbol_is_given_up_for_the_cycle_after_max_attempts(finnhub_settings:
 
 
 def test_malformed_json_is_counted_and_skipped(finnhub_settings: Settings, fake: FakeFinnhub) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",))
+    settings = finnhub_settings.replace(symbols=("AAPL",))
     fake.script(Scripted(body='{"c": 1.5, "t": '), Scripted(body='["not", "an", "object"]'), symbol="AAPL")
     stats, _ = _poll(settings, lambda s: s.published >= 1)
     assert stats.skipped["malformed"] == 2 and stats.published >= 1
@@ -142,7 +141,7 @@ def test_malformed_json_is_counted_and_skipped(finnhub_settings: Settings, fake:
 def test_non_finite_and_absurd_numbers_are_malformed_answers_not_crashes(
     finnhub_settings: Settings, fake: FakeFinnhub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = dataclasses.replace(finnhub_settings, symbols=("AAPL",), poll_interval_seconds=0.2)
+    settings = finnhub_settings.replace(symbols=("AAPL",), poll_interval_seconds=0.2)
     bad = [
         {"c": math.inf}, {"c": math.inf}, {"h": -math.inf}, {"pc": math.nan}, {"t": math.inf},
         {"t": 12345678901234567890}, {"t": -1}, {"c": "101.5"},
@@ -160,11 +159,11 @@ def test_non_finite_and_absurd_numbers_are_malformed_answers_not_crashes(
 
 def test_the_poller_stays_under_both_call_limits(finnhub_settings: Settings) -> None:
     symbols = tuple(f"S{i:02d}" for i in range(20))
-    settings = dataclasses.replace(
-        finnhub_settings, symbols=symbols, poll_interval_seconds=1.0, finnhub_calls_per_second=4, finnhub_calls_per_minute=30
+    settings = finnhub_settings.replace(
+        symbols=symbols, poll_interval_seconds=1.0, finnhub_calls_per_second=4, finnhub_calls_per_minute=30
     )
     with FakeFinnhub(API_KEY, calls_per_second=4, calls_per_minute=30) as strict:
-        settings = dataclasses.replace(settings, finnhub_rest_url=strict.rest_url)
+        settings = settings.replace(finnhub_rest_url=strict.rest_url)
         stats, _ = _poll(settings, lambda s: len(strict.requests) >= 12, timeout=30)
         times = [r.at for r in strict.requests]
         assert len(times) >= 12
@@ -176,7 +175,7 @@ def test_the_poller_stays_under_both_call_limits(finnhub_settings: Settings) -> 
 def test_401_stops_with_one_clear_message(
     finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = dataclasses.replace(finnhub_settings, finnhub_api_key="wrong-key", finnhub_feeds="rest")
+    settings = finnhub_settings.replace(finnhub_api_key="wrong-key", finnhub_feeds="rest")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -188,7 +187,7 @@ def test_403_stops_with_one_clear_message(
     finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.script(Scripted(status=403, body='{"error":"You don\'t have access to this resource."}'))
-    settings = dataclasses.replace(finnhub_settings, finnhub_feeds="rest")
+    settings = finnhub_settings.replace(finnhub_feeds="rest")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -196,7 +195,7 @@ def test_403_stops_with_one_clear_message(
 
 
 def test_no_key_means_no_finnhub_source(finnhub_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = dataclasses.replace(finnhub_settings, finnhub_api_key="")
+    settings = finnhub_settings.replace(finnhub_api_key="")
     assert run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols)) == 2
     assert "FINNHUB_API_KEY" in capsys.readouterr().err
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -69,7 +68,7 @@ def test_trades_are_published_with_their_volume(finnhub_settings: Settings, fake
 
 def test_pings_are_answered_and_the_connection_stays_up(finnhub_settings: Settings) -> None:
     with FakeFinnhub(API_KEY, json_ping_interval=0.3, protocol_ping_interval=0.3) as pinging:
-        settings = dataclasses.replace(finnhub_settings, finnhub_ws_url=pinging.ws_url)
+        settings = finnhub_settings.replace(finnhub_ws_url=pinging.ws_url)
         stats, stream = _stream(settings, lambda s: s.events["ws_ping"] >= 8)
         assert stats.events["ws_ping"] >= 8  # JSON pings seen over > 2 s ...
         assert pinging.ws.connections == 1 and stream.connections == 1  # ... and protocol pings answered in time
@@ -133,7 +132,7 @@ def test_non_finite_and_absurd_trades_are_malformed_not_crashes(
 
 def test_a_silent_connection_is_reopened(finnhub_settings: Settings) -> None:
     with FakeFinnhub(API_KEY, json_ping_interval=60.0) as quiet:
-        settings = dataclasses.replace(finnhub_settings, finnhub_ws_url=quiet.ws_url, symbols=("UNKNOWN",))
+        settings = finnhub_settings.replace(finnhub_ws_url=quiet.ws_url, symbols=("UNKNOWN",))
         stats, _ = _stream(settings, lambda s: s.events["ws_connect"] >= 2, idle_timeout=1.0)
         assert stats.events["ws_idle"] >= 1 and quiet.ws.connections >= 2
 
@@ -141,7 +140,7 @@ def test_a_silent_connection_is_reopened(finnhub_settings: Settings) -> None:
 def test_a_rejected_key_stops_with_one_clear_message(
     finnhub_settings: Settings, fake: FakeFinnhub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = dataclasses.replace(finnhub_settings, finnhub_api_key="not-the-key", finnhub_feeds="ws")
+    settings = finnhub_settings.replace(finnhub_api_key="not-the-key", finnhub_feeds="ws")
     code = run_produce(settings, ProduceOptions(source="finnhub", symbols=settings.symbols, duration=30))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and fake.ws.refused == 1
@@ -149,7 +148,7 @@ def test_a_rejected_key_stops_with_one_clear_message(
 
 
 def test_rest_quotes_get_the_days_volume_from_trades(finnhub_settings: Settings) -> None:
-    settings = dataclasses.replace(finnhub_settings, finnhub_feeds="rest,ws")
+    settings = finnhub_settings.replace(finnhub_feeds="rest,ws")
     stats, stop = FeedStats(), threading.Event()
     worker = threading.Thread(
         target=run_produce, args=(settings, ProduceOptions(source="finnhub", symbols=settings.symbols), stop, stats), daemon=True

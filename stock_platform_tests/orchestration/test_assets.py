@@ -24,6 +24,8 @@ from stock_platform.orchestration.assets import (
 from stock_platform.orchestration.checks import FRESHNESS_SECONDS, all_checks
 from stock_platform.orchestration.daily import stock_daily_bars
 from stock_platform.orchestration.resources import KafkaResource, PostgresResource, RedisResource
+from stock_platform.storage.heartbeats import STALE_AFTER_SECONDS, queue_producer_beat
+from stock_platform.storage.redis_keys import RedisKeys
 
 pytestmark = pytest.mark.integration
 
@@ -288,9 +290,12 @@ def test_freshness_is_judged_only_while_the_feed_runs(platform_settings: Setting
     stopped = evaluate()
     assert stopped.passed and stopped.metadata["feed_running"].value is False
 
-    heartbeat = resources["redis"].key_layout().heartbeat("producer")
+    keys = resources["redis"].key_layout()
     client = redis.Redis.from_url(platform_settings.redis_url)
-    client.hset(heartbeat, mapping={"pid": os.getpid(), "updated_ms": int(time.time() * 1000)})
+    # A producer that stopped beating a while ago is no running feed: the shared stale rule says so.
+    _producer_beat(client, keys, "gone", time.time() - STALE_AFTER_SECONDS - 5)
+    assert evaluate().metadata["feed_running"].value is False
+    _producer_beat(client, keys, "live", time.time())
     try:
         never = evaluate()
         assert not never.passed and never.metadata["newest_ingestion_age_s"].value == -1.0
@@ -304,5 +309,29 @@ def test_freshness_is_judged_only_while_the_feed_runs(platform_settings: Setting
         fresh = evaluate()
         assert fresh.passed and fresh.metadata["newest_ingestion_age_s"].value < 60
     finally:
-        client.delete(heartbeat)
+        client.delete(keys.producer_heartbeat("gone"), keys.producer_heartbeat("live"), keys.producers)
         client.close()
+
+
+def _producer_beat(client: redis.Redis, keys: RedisKeys, producer_id: str, at: float) -> None:
+    """A producer heartbeat last written at `at` (epoch s), as `ingestion.heartbeat` writes it."""
+    with client.pipeline() as pipe:
+        queue_producer_beat(pipe, keys, producer_id, {"pid": os.getpid(), "updated_ms": int(at * 1000)}, int(at * 1000))
+        pipe.execute()
+
+
+def test_the_table_checks_run_on_their_own_schedule_without_materialising(platform_settings: Settings, clean_tables: str) -> None:
+    from stock_platform.orchestration.checks import table_checks_job, table_checks_schedule
+
+    _insert_day(clean_tables, date(2025, 4, 1), "AAA", [[10.0, 11.0]])
+    defs = dg.Definitions(
+        assets=[stock_prices, dead_letters], asset_checks=all_checks()[:1] + all_checks()[1:2] + all_checks()[-1:],
+        jobs=[table_checks_job], schedules=[table_checks_schedule], resources=_resources(platform_settings),
+    )  # fmt: skip
+    result = defs.resolve_job_def("check_stream_tables").execute_in_process()
+    assert result.success
+    assert {e.check_name for e in result.get_asset_check_evaluations()} == {
+        "stock_prices_unique", "stock_prices_fresh", "dead_letters_per_hour",
+    }  # fmt: skip
+    assert not result.get_asset_materialization_events(), "checks only: the tables are not materialised again"
+    assert table_checks_schedule.default_status == dg.DefaultScheduleStatus.RUNNING

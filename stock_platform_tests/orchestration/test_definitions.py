@@ -24,7 +24,9 @@ def test_jobs_schedules_and_sensors_are_defined(defs: dg.Definitions) -> None:
     assert {"producer_supervisor", "streaming_supervisor", "record_run_failures"} <= set(sensors)
     assert sensors["streaming_supervisor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["producer_supervisor"].default_status == dg.DefaultSensorStatus.RUNNING
-    assert {s.name for s in defs.schedules or []} == {"compaction_job_schedule", "observe_stock_quotes_schedule"}
+    assert {s.name for s in defs.schedules or []} == {
+        "compaction_job_schedule", "observe_stock_quotes_schedule", "check_stream_tables_schedule",
+    }  # fmt: skip
 
 
 def test_lineage_matches_the_data_flow(defs: dg.Definitions) -> None:

@@ -8,7 +8,6 @@ against the real server, as the dashboard process would.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -39,7 +38,7 @@ DASHBOARD_SETTINGS = {
     "KAFKA_TOPIC", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "STOCK_SYMBOLS",
     "DAGSTER_URL", "DASHBOARD_REFRESH_SECONDS", "DASHBOARD_STATEMENT_TIMEOUT_MS", "DASHBOARD_LOCK_TIMEOUT_MS",
     "DEAD_LETTERS_WARN_PER_HOUR", "DASHBOARD_PASSWORD", "PGPASSFILE",
-    "REDIS_PORT", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "DAGSTER_PORT", "DASHBOARD_PORT",
+    "REDIS_PORT", "KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "DAGSTER_PORT", "DASHBOARD_PORT", "LOG_LEVEL",
 }  # fmt: skip
 
 _PROBE = """
@@ -116,7 +115,7 @@ def test_started_by_hand_the_dashboard_gets_the_same_environment(
 
 
 def test_a_deployments_own_server_keeps_its_dsn_and_the_operators_password_file(local: Settings, parent) -> None:
-    remote = dataclasses.replace(local, postgres_dsn="postgresql://reader@db.example.com:5432/stock")
+    remote = local.replace(postgres_dsn="postgresql://reader@db.example.com:5432/stock")
     env = dashboard_env(remote, parent)
     assert env["POSTGRES_DSN"] == remote.postgres_dsn and env["PGPASSFILE"] == parent["PGPASSFILE"]
     assert "PGPASSWORD" not in env
@@ -152,7 +151,7 @@ def test_the_password_files_hold_only_their_programs_roles(platform_settings: Se
 @pytest.mark.integration
 def test_a_process_in_the_dashboards_environment_reads_but_cannot_write(platform_settings: Settings, parent) -> None:
     env = app_env(platform_settings, _dashboard(platform_settings), parent)
-    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60)  # noqa: S603
+    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     read, write = done.stdout.splitlines()[:2]
     assert read.startswith(f"read as {READER_ROLE} ") and write == "write refused", done.stdout

@@ -2,8 +2,9 @@
 
 The whole platform comes up (services, migrations, Dagster webserver and
 daemon whose sensors launch the producer and the Spark job, the dashboard),
-simulated quotes reach PostgreSQL and Redis, and `down` leaves no process of
-ours running and no port open. Its PostgreSQL wants passwords, which every
+simulated quotes reach PostgreSQL and Redis, `platform status` shows the
+producer's and the stream's Dagster runs as running with their heartbeats, and
+`down` leaves no process of ours running and no port open. Its PostgreSQL wants passwords, which every
 program finds in its own password file (the writers' holds the platform role
 alone); the dashboard runs as the read-only role without the Finnhub key.
 """
@@ -11,6 +12,7 @@ alone); the dashboard runs as the read-only role without the Finnhub key.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -58,6 +60,7 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
             "streaming_job": Level.GREEN,
         }, runs.supervised
         assert runs.recent and {"runId", "jobName", "status"} <= set(runs.recent[0])
+        _status_shows_the_supervised_runs(platform, runs.supervised)
 
         # Those programs logged in with passwords: the server lets no one in without.
         with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
@@ -83,6 +86,26 @@ def test_platform_up_brings_quotes_to_postgres_and_redis_and_down_stops_everythi
         settings.dashboard_port,
     ):
         assert not port_open(port), f"port {port} still open after down"
+
+
+def _status_shows_the_supervised_runs(platform: PrivatePlatform, supervised: dict[str, dict | None]) -> None:
+    """`platform status` names the Dagster runs of producer and stream as running, with a fresh heartbeat each.
+
+    The producer's beat is found by its run: Dagster gave it the run's producer id.
+    """
+    lines: dict[str, str] = {}
+
+    def status_ok() -> bool:
+        done = platform.cli("platform", "status", timeout=60)
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines.update(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+        return all(re.search(r"heartbeat \d+ s ago\)$", lines.get(name, "")) for name in ("producer", "stream"))
+
+    # A beat may be seconds old, but never stale while the run works: the stream beats every 10 s.
+    assert wait_until(status_ok, 30, interval=2), lines
+    for name, job in (("producer", "producer_job"), ("stream", "streaming_job")):
+        run_id = (supervised[job] or {}).get("runId")
+        assert lines[name].startswith(f"running (Dagster run {run_id}, heartbeat "), lines[name]
 
 
 def _environ(pid: int | None) -> dict[str, str]:

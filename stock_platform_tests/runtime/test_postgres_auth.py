@@ -9,7 +9,6 @@ other tests use; one checks the shared server itself.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import socket
 import stat
@@ -48,8 +47,7 @@ def _refused(port: int, user: str, passfile: Path, host: str = "127.0.0.1") -> s
 def private_server(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A new cluster in its own data dir on a free port, started the way `services up` starts one; removed at the end."""
     port = _free_port()
-    settings = dataclasses.replace(
-        base_settings, data_dir=tmp_path_factory.mktemp("pg-auth"), postgres_port=port,
+    settings = base_settings.replace(data_dir=tmp_path_factory.mktemp("pg-auth"), postgres_port=port,
         postgres_dsn=f"postgresql://stock@127.0.0.1:{port}/stock",
     )  # fmt: skip
     server = PostgresServer(settings)
@@ -156,7 +154,7 @@ def test_a_trusting_cluster_is_converted_on_the_next_start(private_server: Postg
     admin.autocommit = True
     with admin.cursor() as cur:
         for role in (auth.SUPERUSER, "stock", auth.READER_ROLE):
-            cur.execute(f"ALTER ROLE {role} PASSWORD NULL")  # noqa: S608 - fixed role names
+            cur.execute(f"ALTER ROLE {role} PASSWORD NULL")
         (private_server.pgdata / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
         cur.execute("SELECT pg_reload_conf()")
     admin.close()
@@ -200,6 +198,6 @@ def test_the_shared_server_wants_a_password_and_the_platform_has_it(services: Se
 
 
 def test_a_dsn_for_another_server_gets_none_of_the_local_passwords(base_settings: Settings) -> None:
-    remote = PostgresServer(dataclasses.replace(base_settings, postgres_dsn="postgresql://app@db.example.com:5432/stock"))
+    remote = PostgresServer(base_settings.replace(postgres_dsn="postgresql://app@db.example.com:5432/stock"))
     assert "PGPASSFILE" not in remote.env(), "libpq's own lookup (~/.pgpass) must still serve a remote server"
     assert remote.dashboard_env() == {}

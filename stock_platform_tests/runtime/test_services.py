@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import socket
 import uuid
@@ -14,13 +13,14 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from stock_platform.config import Settings
 from stock_platform.runtime.errors import ServiceError
-from stock_platform.runtime.jars import pyspark_scala_binary, spark_kafka_jars
+from stock_platform.runtime.jars import spark_kafka_jars
 from stock_platform.runtime.kafka_broker import KafkaBroker, delete_topic, ensure_topic
 from stock_platform.runtime.postgres import PostgresServer
 from stock_platform.runtime.postgres_auth import read_passwords
 from stock_platform.runtime.processes import wait_until
 from stock_platform.runtime.redis_server import RedisServer
 from stock_platform.runtime.services import services_env, services_status, services_up
+from stock_platform.spark_jars import cached_spark_kafka_jars, pyspark_scala_binary
 
 pytestmark = pytest.mark.integration
 
@@ -71,13 +71,13 @@ def test_taken_port_is_reported_with_the_setting_to_change(services: Settings, t
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        other = dataclasses.replace(services, data_dir=tmp_path, redis_port=port)
+        other = services.replace(data_dir=tmp_path, redis_port=port)
         with pytest.raises(ServiceError, match=f"redis: port {port} is taken.*REDIS_PORT"):
             RedisServer(other).start()
 
 
 def test_stop_touches_only_what_we_started(services: Settings, tmp_path) -> None:
-    other = dataclasses.replace(services, data_dir=tmp_path, redis_port=services.redis_port)
+    other = services.replace(data_dir=tmp_path, redis_port=services.redis_port)
     # Another data dir never started a Redis: stopping it must leave ours running.
     assert RedisServer(other).stop() is False
     assert RedisServer(services).healthy()
@@ -87,7 +87,7 @@ def test_private_redis_starts_stops_and_keeps_its_data(services: Settings, tmp_p
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = RedisServer(dataclasses.replace(services, data_dir=tmp_path, redis_port=port))
+    server = RedisServer(services.replace(data_dir=tmp_path, redis_port=port))
     server.start()
     try:
         assert server.running() and server.healthy()
@@ -110,6 +110,8 @@ def test_spark_connector_matches_the_installed_pyspark(services: Settings) -> No
     names = {p.name for p in spark_kafka_jars(services.cache_dir)}
     assert f"spark-sql-kafka-0-10_{scala}-{pyspark.__version__}.jar" in names
     assert any(n.startswith("kafka-clients-") for n in names)
+    # The stream job reads the very folder the launcher filled.
+    assert cached_spark_kafka_jars(services.cache_dir) == spark_kafka_jars(services.cache_dir)
 
 
 def _free_port() -> int:
@@ -120,8 +122,7 @@ def _free_port() -> int:
 
 def test_private_postgres_and_kafka_keep_their_data_across_stop_and_start(services: Settings, tmp_path) -> None:
     kafka_port = _free_port()
-    settings = dataclasses.replace(
-        services, data_dir=tmp_path, postgres_port=_free_port(), kafka_port=kafka_port,
+    settings = services.replace(data_dir=tmp_path, postgres_port=_free_port(), kafka_port=kafka_port,
         kafka_controller_port=_free_port(), kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
     )  # fmt: skip
     postgres, kafka = PostgresServer(settings), KafkaBroker(settings)

@@ -72,7 +72,7 @@ def test_badly_named_file_is_refused(tmp_path: Path) -> None:
         discover_migrations(tmp_path)
 
 
-def test_migrate_run_by_hand_finds_the_local_password_without_pgpassfile(services) -> None:  # noqa: ANN001
+def test_migrate_run_by_hand_finds_the_local_password_without_pgpassfile(services) -> None:
     """The local server wants passwords; a shell with only the settings (no PGPASSFILE) must still migrate."""
     import os
     import subprocess

@@ -112,7 +112,7 @@ def _produce_padded(settings: Settings, n: int) -> int:
 
 def _run(argv: list[str], settings: Settings, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.to_env(), **extra_env}
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)  # noqa: S603
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
 
 
 _COLLECT_ON_DRIVER = """

@@ -86,7 +86,7 @@ def test_a_kafka_timestamp_from_the_far_future_neither_licenses_the_event_time_n
 
 
 @pytest.fixture
-def strict_database(services) -> str:  # noqa: ANN001 - the session's Settings
+def strict_database(services) -> str:
     """A migrated scratch database with one more rule than the contract knows (as an operator might add)."""
     with scratch_database(services.postgres_port, "strict") as dsn:
         apply_migrations(dsn)
@@ -183,7 +183,7 @@ def test_market_data_is_compared_as_the_table_rounds_it(clean_tables: str) -> No
     """PostgreSQL rounds half away from zero to cents; the contract's comparison and the sink's SQL must agree."""
     at = BASE_MS + 123
 
-    def one(price: float, producer: str, offset: int):  # noqa: ANN202 - a TaskSummary
+    def one(price: float, producer: str, offset: int):
         quote = Quote("AAPL", price, at, "replay", producer, offset, 1)
         [summary] = write_records(_config(clean_tables, "q", offset), _records([quote.to_json()], first_offset=offset))
         return summary

@@ -11,7 +11,6 @@ that fits it. The oracle uses the contract only to learn a record's key.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 
@@ -116,10 +115,10 @@ def _truncate(dsn: str) -> None:
 @given(values=_batch())
 def test_every_published_record_ends_in_exactly_one_place_and_the_job_keeps_going(
     spark, platform_settings, tmp_path, values
-) -> None:  # noqa: ANN001
+) -> None:
     topic = f"hostile-{uuid.uuid4().hex[:8]}"
     ensure_topic(platform_settings.kafka_bootstrap_servers, topic, 2)
-    settings_ = dataclasses.replace(platform_settings, kafka_topic=topic)
+    settings_ = platform_settings.replace(kafka_topic=topic)
     dsn = settings_.postgres_dsn
     _truncate(dsn)
     try:
@@ -158,7 +157,7 @@ def test_every_published_record_ends_in_exactly_one_place_and_the_job_keeps_goin
     assert fetch(dsn, "SELECT * FROM stock_candles_1m ORDER BY 1, 2") == fetch(dsn, CANDLE_RECOMPUTE_SQL + " ORDER BY 1, 2")
 
 
-def test_a_record_postgresql_refuses_costs_a_dead_letter_not_the_job(spark, platform_settings, clean_tables, tmp_path) -> None:  # noqa: ANN001
+def test_a_record_postgresql_refuses_costs_a_dead_letter_not_the_job(spark, platform_settings, clean_tables, tmp_path) -> None:
     """Before, such a record failed its batch on every restart, forever: nothing more reached PostgreSQL or Redis."""
     dsn = platform_settings.postgres_dsn
     quotes = make_quotes(200)

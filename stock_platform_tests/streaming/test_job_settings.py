@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -27,10 +26,10 @@ def test_spark_conf_pairs_are_parsed_and_a_bad_pair_is_named() -> None:
 
 
 def test_a_checkpoint_uri_goes_to_spark_untouched_and_a_path_is_made_absolute(tmp_path: Path) -> None:
-    settings = dataclasses.replace(Settings(), data_dir=tmp_path, kafka_topic="quotes")
+    settings = Settings.defaults().replace(data_dir=tmp_path, kafka_topic="quotes")
     assert checkpoint_for(settings, StreamOptions()) == str(tmp_path / "checkpoints" / "quotes")
     for uri in ("s3a://bucket/stock/cp", "hdfs://nn:8020/cp", "file:///var/cp"):
-        assert checkpoint_for(dataclasses.replace(settings, spark_checkpoint_location=uri), StreamOptions()) == uri
+        assert checkpoint_for(settings.replace(spark_checkpoint_location=uri), StreamOptions()) == uri
     assert checkpoint_for(settings, StreamOptions(checkpoint="relative/cp")) == str(Path("relative/cp").resolve())
 
 
@@ -51,11 +50,11 @@ def test_the_code_archive_holds_the_package_and_is_rebuilt_only_when_it_changes(
 def test_tasks_per_batch_follow_the_configuration_not_the_executors_of_the_moment() -> None:
     from stock_platform.streaming.job import min_tasks_per_batch
 
-    settings = Settings()
-    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="local[2,4]"), None) == 4
-    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="local[3]"), None) == 6
-    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="spark://h:7077"), "8") == 16
-    cluster = dataclasses.replace(settings, spark_master="spark://127.0.0.1:7077", spark_workers=2, spark_worker_cores=1)
+    settings = Settings.defaults()
+    assert min_tasks_per_batch(settings.replace(spark_master="local[2,4]"), None) == 4
+    assert min_tasks_per_batch(settings.replace(spark_master="local[3]"), None) == 6
+    assert min_tasks_per_batch(settings.replace(spark_master="spark://h:7077"), "8") == 16
+    cluster = settings.replace(spark_master="spark://127.0.0.1:7077", spark_workers=2, spark_worker_cores=1)
     assert min_tasks_per_batch(cluster, None) == 4
-    assert min_tasks_per_batch(dataclasses.replace(settings, spark_master="k8s://https://api:6443"), None) == 0
-    assert min_tasks_per_batch(dataclasses.replace(settings, spark_min_partitions=5), "8") == 5
+    assert min_tasks_per_batch(settings.replace(spark_master="k8s://https://api:6443"), None) == 0
+    assert min_tasks_per_batch(settings.replace(spark_min_partitions=5), "8") == 5

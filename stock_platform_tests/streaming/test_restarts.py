@@ -7,7 +7,6 @@ Redis so stopping it never touches the shared one.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -41,6 +40,11 @@ def _start(settings: Settings, checkpoint: Path, log: Path, *args: str) -> subpr
 
 def _count(dsn: str, table: str = "stock_prices") -> int:
     return fetch(dsn, f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 - fixed table names
+
+
+def _recorded(dsn: str) -> int:
+    """Quotes inserted by the batches the driver has recorded (it records after its tasks committed)."""
+    return fetch(dsn, "SELECT coalesce(sum(inserted), 0) FROM stream_batches")[0][0]
 
 
 def _assert_complete(dsn: str, quotes: list, bad: list) -> None:
@@ -85,8 +89,8 @@ def _free_port() -> int:
 
 def test_redis_outage_does_not_stop_postgres_and_redis_is_refilled(platform_settings, clean_tables, tmp_path) -> None:
     port = _free_port()
-    settings = dataclasses.replace(platform_settings, redis_port=port, redis_url=f"redis://127.0.0.1:{port}/0")
-    server = RedisServer(dataclasses.replace(settings, data_dir=tmp_path / "redis-data"))
+    settings = platform_settings.replace(redis_port=port, redis_url=f"redis://127.0.0.1:{port}/0")
+    server = RedisServer(settings.replace(data_dir=tmp_path / "redis-data"))
     server.start()
     keys = RedisKeys(settings.redis_key_prefix)
     r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
@@ -99,14 +103,14 @@ def test_redis_outage_does_not_stop_postgres_and_redis_is_refilled(platform_sett
         assert wait_until(lambda: _count(settings.postgres_dsn) == 1000, 180), log.read_text()[-3000:]
         assert wait_until(lambda: r.exists(keys.latest("MSFT")), 30)
 
-        batches_before_outage = _count(settings.postgres_dsn, "stream_batches")
+        # The tasks write PostgreSQL and Redis before the driver publishes and records the batch: wait for the
+        # driver too, or its publish of wave 1 and wave 2's batch could be mistaken for each other.
+        assert wait_until(lambda: _recorded(settings.postgres_dsn) == 1000, 60), log.read_text()[-3000:]
         server.stop()
         produce(settings, waves[1])  # written while Redis is down
         assert wait_until(lambda: _count(settings.postgres_dsn) == 2000, 120), log.read_text()[-3000:]
-        # The tasks commit before the driver publishes and records the batch: wait for the driver too, or Redis
-        # could be back before it tries, and the outage would go unseen.
-        recorded = lambda: _count(settings.postgres_dsn, "stream_batches") > batches_before_outage  # noqa: E731
-        assert wait_until(recorded, 60), log.read_text()[-3000:]
+        # Wait for the driver to record wave 2 as well: Redis must stay down until the batch's tasks gave up on it.
+        assert wait_until(lambda: _recorded(settings.postgres_dsn) == 2000, 60), log.read_text()[-3000:]
         assert job.poll() is None
 
         server.start()

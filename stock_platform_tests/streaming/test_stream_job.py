@@ -28,7 +28,7 @@ from stock_platform_tests.streaming.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _drain(spark, settings: Settings, checkpoint, max_offsets: int = 10_000) -> None:  # noqa: ANN001
+def _drain(spark, settings: Settings, checkpoint, max_offsets: int = 10_000) -> None:
     options = StreamOptions(available_now=True, checkpoint=checkpoint, max_offsets_per_trigger=max_offsets)
     assert run_stream(settings, options, spark=spark, handle_signals=False) == 0
 

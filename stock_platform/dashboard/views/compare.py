@@ -62,5 +62,5 @@ def render() -> None:
         return
     st.plotly_chart(compare_figure(normalised), key="compare")
     last = normalised.ffill().iloc[-1]
-    table = pd.DataFrame({"symbol": last.index, "change over range %": (last.values - 100.0).round(2)})
+    table = pd.DataFrame({"symbol": last.index, "change over range %": (last.to_numpy(dtype=float) - 100.0).round(2)})
     st.dataframe(table.sort_values("change over range %", ascending=False), hide_index=True)

@@ -1,4 +1,4 @@
-"""Pipeline health page: producer and stream heartbeats and failed runs, freshness per symbol, throughput, lag, dead letters."""
+"""Pipeline health page: heartbeats (each producer's, the stream's) and failed runs, freshness, throughput, lag, dead letters."""
 
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ from stock_platform.dashboard.hot import heartbeats
 from stock_platform.dashboard.run_health import FailureState, SupervisorDecision, failure_state
 from stock_platform.dashboard.views.common import format_age, settings, unavailable_banner
 from stock_platform.kafka_options import KafkaSecurity
+from stock_platform.storage.heartbeats import PRODUCER, STREAM, Heartbeats
 
 __all__ = ["render"]
 
 logger = logging.getLogger(__name__)
 
 
-COMPONENTS = ("producer", "stream")
+COMPONENTS = (PRODUCER, STREAM)
 
 
 def _failure_line(state: FailureState) -> str:
@@ -47,12 +48,33 @@ def _failure_line(state: FailureState) -> str:
     return f"{state.level.icon} **runs: {state.word}** ({streak}{wait}); last {format_age(state.age_s)} ago: {state.reason}"
 
 
+def _beating(component: str, beats: Heartbeats) -> dict[str, dict[str, str]]:
+    """The beats to draw a card for, by name: every producer's (one card saying none when none beats), the stream's."""
+    if component == STREAM:
+        return {STREAM: beats.stream}
+    return {f"{PRODUCER} `{pid}`": beat for pid, beat in beats.producers.items()} or {PRODUCER: {}}
+
+
+def _card(name: str, beat: dict[str, str] | None, component: str, now_ms: int) -> None:
+    """One bordered card: the beat's light and why, and its counters; `beat` None when Redis could not be read."""
+    with st.container(border=True):
+        if beat is None:
+            st.markdown(f"### {Level.UNKNOWN.icon} {name}: heartbeat unknown")
+            return
+        state: ComponentState = heartbeat_state(component, beat, now_ms)
+        st.markdown(f"### {state.level.icon} {name}: {state.level.value}")
+        st.caption(state.detail)
+        counters = {k: v for k, v in beat.items() if not k.endswith("_ms")}
+        if counters:
+            st.dataframe(pd.DataFrame([counters]), hide_index=True)
+
+
 def _components(config: Settings) -> None:
-    st.subheader("Producer and stream job")
+    st.subheader("Producers and stream job")
     beats = failures = None
     decisions: dict[str, SupervisorDecision] = {}
     try:
-        beats = heartbeats(config.redis_url, config.redis_key_prefix, COMPONENTS)
+        beats = heartbeats(config.redis_url, config.redis_key_prefix)
     except DataUnavailable as e:
         unavailable_banner(e)
     try:
@@ -64,21 +86,15 @@ def _components(config: Settings) -> None:
         return
     now_ms = int(time.time() * 1000)
     for column, component in zip(st.columns(2), COMPONENTS, strict=True):
-        with column, st.container(border=True):
-            if beats is None:
-                st.markdown(f"### {Level.UNKNOWN.icon} {component}: heartbeat unknown")
-            else:
-                state: ComponentState = heartbeat_state(component, beats[component], now_ms)
-                st.markdown(f"### {state.level.icon} {component}: {state.level.value}")
-                st.caption(state.detail)
+        with column:
+            cards = {component: None} if beats is None else _beating(component, beats)
+            for name, beat in cards.items():
+                _card(name, beat, component, now_ms)
             if failures is not None:
                 runs = failure_state(failures[component], decisions.get(component))
                 st.markdown(_failure_line(runs))
                 if runs.supervisor:
                     st.caption(runs.supervisor)
-            counters = {k: v for k, v in (beats or {}).get(component, {}).items() if not k.endswith("_ms")}
-            if counters:
-                st.dataframe(pd.DataFrame([counters]), hide_index=True)
 
 
 def _freshness(config: Settings) -> None:

@@ -1,7 +1,7 @@
 """Fault injection for one local platform: find each part's processes, SIGKILL them, and name how the platform heals.
 
-The chaos suite (and an operator rehearsing an outage) uses these to kill one
-part at a time. Every lookup is scoped to one data directory: services by the
+The chaos suite uses these to kill one part at a time; they live with the
+tests because nothing in the platform kills its own parts. Every lookup is scoped to one data directory: services by the
 pid files under it, the Dagster-launched producer and stream job by the
 `STOCK_PLATFORM_APP=<data dir>` marker their environment carries, so a
 rehearsal never touches another platform on the same machine.
