@@ -29,7 +29,17 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from stock_platform.config_checks import check_cluster
 
-__all__ = ["APP_MARKER", "DEFAULT_SYMBOLS", "ENV_FILE", "Settings", "load_settings", "setting_env_name", "setting_help"]
+__all__ = [
+    "APP_MARKER",
+    "DEFAULT_SYMBOLS",
+    "ENV_FILE",
+    "Settings",
+    "load_settings",
+    "setting_env_name",
+    "setting_help",
+    "setting_meta",
+    "setting_text",
+]
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM")
 # Read from the working directory, as docker compose does, so one file configures both deployments.
@@ -381,21 +391,14 @@ class Settings(BaseSettings):
 
     def env_value(self, name: str) -> str:
         """One setting as its variable's text (secrets in clear: only for a child's environment)."""
-        value = getattr(self, name)
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, tuple):
-            return ",".join(value)
-        return str(value)
+        return setting_text(getattr(self, name))
 
     def to_env(self, names: Any = None) -> dict[str, str]:
         """The variables that recreate these settings in a child process: every inherited one, or `names`.
 
         An unset secret is left out, so a child does not see an empty password as one that was set.
         """
-        chosen = [n for n, f in type(self).model_fields.items() if _meta(f)["inherited"]] if names is None else names
+        chosen = [n for n, f in type(self).model_fields.items() if setting_meta(f)["inherited"]] if names is None else names
         env = {setting_env_name(n): self.env_value(n) for n in chosen}
         return {k: v for k, v in env.items() if v or not _is_secret(type(self).model_fields[_field_name(k)])}
 
@@ -416,7 +419,19 @@ class Settings(BaseSettings):
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
-def _meta(info: FieldInfo) -> dict[str, Any]:
+def setting_text(value: Any) -> str:
+    """A setting's value as its variable's text: secrets in clear, booleans lower case, lists comma separated."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return "" if value is None else str(value)
+
+
+def setting_meta(info: FieldInfo) -> dict[str, Any]:
+    """The documentation metadata `setting()` stored on a field (group, derived, inherited, compose_sets)."""
     extra = info.json_schema_extra
     return extra if isinstance(extra, dict) else {}
 

@@ -13,13 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import SecretStr
-from pydantic.fields import FieldInfo
 
-from stock_platform.config import ENV_FILE, Settings, setting_env_name
+from stock_platform.config import ENV_FILE, Settings, setting_env_name, setting_meta, setting_text
 
 __all__ = [
     "ENV_EXAMPLE_MARKERS",
@@ -57,26 +55,12 @@ class SettingDoc:
     compose_sets: bool  # docker-compose.yml fixes it for the containers
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return ",".join(value)
-    return "" if value is None else str(value)
-
-
-def _meta(info: FieldInfo) -> dict[str, Any]:
-    return info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-
-
 def setting_docs() -> list[SettingDoc]:
     """Every setting in declaration order."""
     docs = []
     for name, info in Settings.model_fields.items():
-        meta = _meta(info)
-        default = "" if info.default_factory is not None else _text(info.default)
+        meta = setting_meta(info)
+        default = "" if info.default_factory is not None else setting_text(info.default)
         docs.append(
             SettingDoc(
                 name=name, variable=setting_env_name(name), group=str(meta["group"]), default=default,
